@@ -1,0 +1,48 @@
+# One entry point for tooling. A fresh machine needs only Python >= 3.11 and make:
+# `make setup` bootstraps uv into .tools/ and syncs the locked environment into .venv/.
+PYTHON ?= python3
+UV_VERSION ?= 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup run test lint fmt typecheck schemas compose-check clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+setup: $(VENV)/.synced
+
+## run: the whole pipeline on the embedded server, fed with the sample reports, until Ctrl-C
+run: setup
+	$(BIN)/tradewatch up --feed config/samples
+
+## test: the whole suite (Redis from TRADEWATCH_TEST_REDIS_URL, else 127.0.0.1:6379, else embedded)
+test: setup
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+fmt: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## schemas: rewrite schemas/json/ from the pydantic models
+schemas: setup
+	$(BIN)/python -m schemas.export
+
+## compose-check: validate docker-compose.yml offline (docker compose config where a client has it)
+compose-check: setup
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

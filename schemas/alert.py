@@ -1,0 +1,73 @@
+"""Alert v1: one rule's verdict on one report, with the reasons a person can check."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+
+_RANK = {s: i for i, s in enumerate(Severity)}
+
+
+class MatchedItem(BaseModel):
+    """An item of the report that made the rule fire, and what about it did."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    index: int = Field(ge=0, description="position in the report's items")
+    description: str | None = None
+    hs_code: str | None = None
+    categories: list[str] = Field(default_factory=list)
+    evidence: list[str] = Field(
+        default_factory=list, description="the conditions that held, in words a person can check"
+    )
+
+
+class Alert(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = 1
+    alert_id: str = Field(description="derived from report_id, rule_id and rule_version")
+    rule_id: str
+    rule_version: str
+    severity: Severity
+    report_id: str
+    title: str
+    summary: str
+    matched_items: list[MatchedItem] = Field(default_factory=list)
+    evidence: list[str] = Field(
+        default_factory=list, description="report-level reasons (words in the text, crossing, ...)"
+    )
+    legal_basis: str
+    tags: list[str] = Field(default_factory=list)
+    created_at: datetime
+    source: str | None = None
+    crossing: str | None = None
+    origin_country: str | None = None
+    destination_country: str | None = None
+    importer: str | None = None
+    url: str | None = None
+    dedup_key: str = Field(description="same key within the re-alert window: notify once")
+    group_key: str = Field(description="alerts sharing it may be sent as one message")
+
+
+def alert_id_for(report_id: str, rule_id: str, rule_version: str) -> str:
+    """Stable id: a redelivered report yields the same alert id, so the notifier drops the repeat."""
+    digest = hashlib.sha256(f"{report_id}\x1f{rule_id}\x1f{rule_version}".encode()).hexdigest()
+    return f"a-{digest[:32]}"

@@ -1,0 +1,99 @@
+"""ImportReport v1: one report of goods moving across a border, as every source produces it.
+
+Outside producers rely on these field names; a change of meaning is a new schema_version.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+MAX_TEXT_CHARS = 200_000
+MAX_ITEMS = 2_000
+
+CountryCode = Annotated[
+    str,
+    StringConstraints(to_upper=True, strip_whitespace=True, pattern=r"^[A-Z]{2}$"),
+    Field(description="ISO 3166-1 alpha-2 code, e.g. CN, KP"),
+]
+CurrencyCode = Annotated[
+    str,
+    StringConstraints(to_upper=True, strip_whitespace=True, pattern=r"^[A-Z]{3}$"),
+    Field(description="ISO 4217 code, e.g. CNY, USD"),
+]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+_HS_SEPARATORS = re.compile(r"[\s.\-]")
+
+
+class Condition(StrEnum):
+    NEW = "new"
+    USED = "used"
+    UNKNOWN = "unknown"
+
+
+class ReportItem(BaseModel):
+    """One line of goods. A description, an HS code, or both."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    description: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2_000)] | None = None
+    hs_code: str | None = Field(
+        default=None,
+        description="HS or national tariff code, 2 to 10 digits; dots and spaces are dropped",
+        examples=["8456.11", "84561100"],
+    )
+    quantity: float | None = Field(default=None, ge=0)
+    unit: Annotated[str, StringConstraints(strip_whitespace=True, max_length=32)] | None = None
+    unit_price: float | None = Field(default=None, ge=0)
+    currency: CurrencyCode | None = None
+    condition: Condition = Condition.UNKNOWN
+    disassembled: bool | None = None
+
+    @field_validator("hs_code", mode="before")
+    @classmethod
+    def _normalise_hs(cls, value: object) -> object:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if isinstance(value, str):
+            value = _HS_SEPARATORS.sub("", value)
+            if not re.fullmatch(r"\d{2,10}", value):
+                raise ValueError("an HS code is 2 to 10 digits (dots and spaces allowed)")
+        return value
+
+    @model_validator(mode="after")
+    def _described(self) -> ReportItem:
+        if not self.description and not self.hs_code:
+            raise ValueError("an item needs a description or an hs_code")
+        return self
+
+
+class ImportReport(BaseModel):
+    """A report of an import: from customs data, a partner system or a news article."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = 1
+    report_id: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"^\S+$")
+    ]
+    source: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    reported_at: datetime | None = None
+    origin_country: CountryCode | None = None
+    destination_country: CountryCode | None = None
+    crossing: ShortText | None = None
+    importer: ShortText | None = None
+    exporter: ShortText | None = None
+    items: list[ReportItem] = Field(default_factory=list, max_length=MAX_ITEMS)
+    text: Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)] | None = None
+    url: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2_000)] | None = None
+
+    @model_validator(mode="after")
+    def _has_content(self) -> ImportReport:
+        if not self.items and not (self.text and self.text.strip()):
+            raise ValueError("a report needs at least one of items or text")
+        return self

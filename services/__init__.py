@@ -1,0 +1,1 @@
+"""tradewatch's stages (ingest, rules, notify) and what they share."""

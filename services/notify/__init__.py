@@ -1,0 +1,1 @@
+"""The notify stage: route alerts to subscriptions, dedupe, group, render, send, record."""

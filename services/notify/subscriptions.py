@@ -1,0 +1,78 @@
+"""Subscriptions (config/subscriptions.yaml): which team hears about what, through which channels."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.alert import Alert, Severity
+from services.rules.textmatch import normalise
+from services.yamlfile import ConfigError, Problem, load
+
+
+class Subscription(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9\-_.]{0,63}$")
+    description: str = ""
+    channels: list[str] = Field(min_length=1, description="Apprise tags of the channels to send to")
+    min_severity: Severity = Severity.INFO
+    rules: list[str] = Field(default_factory=list, description="rule ids; empty: any")
+    tags: list[str] = Field(default_factory=list, description="rule tags; empty: any")
+    categories: list[str] = Field(default_factory=list, description="item categories; empty: any")
+    crossings: list[str] = Field(default_factory=list, description="crossing names; empty: any")
+    countries: list[str] = Field(default_factory=list, description="origin or destination; empty: any")
+    mode: Literal["immediate"] = "immediate"
+
+    def wants(self, alert: Alert) -> bool:
+        if alert.severity.rank < self.min_severity.rank:
+            return False
+        if self.rules and alert.rule_id not in self.rules:
+            return False
+        if self.tags and not set(self.tags) & set(alert.tags):
+            return False
+        if self.categories:
+            seen = {c for item in alert.matched_items for c in item.categories}
+            if not seen & set(self.categories):
+                return False
+        if self.crossings:
+            crossing = normalise(alert.crossing or "")
+            if not any(normalise(c).strip() in crossing for c in self.crossings):
+                return False
+        return not self.countries or bool(
+            {alert.origin_country, alert.destination_country} & set(self.countries)
+        )
+
+
+class SubscriptionFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: Literal[1] = 1
+    subscriptions: list[Subscription] = Field(min_length=1)
+
+
+def load_subscriptions(path: Path, channel_tags: Sequence[str] | None = None) -> list[Subscription]:
+    """Load and check; with ``channel_tags``, every tag a subscription names must be carried."""
+    doc = load(path)
+    parsed = doc.validate(SubscriptionFile)
+    problems = []
+    names: set[str] = set()
+    known_tags = set(channel_tags) if channel_tags is not None else None
+    for index, sub in enumerate(parsed.subscriptions):
+        if sub.name in names:
+            problems.append(Problem(doc.file, doc.line_of(("subscriptions", index, "name")), f"subscription {sub.name!r} is defined twice"))
+        names.add(sub.name)
+        if known_tags is not None:
+            for tag in sub.channels:
+                if tag not in known_tags:
+                    problems.append(Problem(
+                        doc.file, doc.line_of(("subscriptions", index, "channels")),
+                        f"subscription {sub.name!r}: no channel carries the tag {tag!r} "
+                        f"(tags in the channels file: {', '.join(sorted(known_tags)) or 'none'})",
+                    ))  # fmt: skip
+    if problems:
+        raise ConfigError(problems)
+    return parsed.subscriptions

@@ -1,0 +1,513 @@
+"""The rule engine: ``evaluate(report, ruleset, now) -> list[Alert]``. Pure: no I/O, no clock.
+
+A rule set is compiled once (catalog matcher, one automaton for every rule's words, each
+condition turned into a closure); a report is classified once (every item's HS code, categories,
+condition, word hits), then each rule's closure reads those facts. Every condition that holds
+leaves evidence in words, so an alert can always say why it fired.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from schemas.alert import Alert, MatchedItem, Severity, alert_id_for
+from schemas.report import ImportReport, ReportItem
+from schemas.rules import Amount, Count, ItemCondition, ReportCondition, Rule
+from services.rules.catalog import Catalog, Classification
+from services.rules.textmatch import TermMatcher, normalise
+
+
+class Rates:
+    """Currency conversion through one base currency (``1 unit = rate x base``)."""
+
+    def __init__(self, base: str, rates: dict[str, float]) -> None:
+        self.base = base
+        self.rates = {base: 1.0, **rates}
+
+    def convert(self, amount: float, from_: str, to: str) -> float | None:
+        if from_ not in self.rates or to not in self.rates:
+            return None
+        return amount * self.rates[from_] / self.rates[to]
+
+
+# ---------------------------------------------------------------- facts about one report
+
+
+@dataclass(frozen=True, slots=True)
+class ItemFacts:
+    index: int
+    item: ReportItem
+    cls: Classification
+    words: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class ReportFacts:
+    report: ImportReport
+    items: tuple[ItemFacts, ...]
+    text_words: frozenset[str]
+    crossing: str
+
+
+@dataclass
+class Outcome:
+    """A condition that held: the items it held for, each with evidence, and report evidence."""
+
+    items: dict[int, list[str]] = field(default_factory=dict)
+    evidence: list[str] = field(default_factory=list)
+
+    def merge(self, other: Outcome) -> Outcome:
+        for index, ev in other.items.items():
+            self.items.setdefault(index, []).extend(e for e in ev if e not in self.items[index])
+        self.evidence.extend(e for e in other.evidence if e not in self.evidence)
+        return self
+
+
+ItemTest = Callable[[ItemFacts], list[str] | None]
+ReportTest = Callable[[ReportFacts], Outcome | None]
+
+
+# ---------------------------------------------------------------- compiling conditions
+
+
+def _hs_test(selectors: Sequence[str]) -> Callable[[str], str | None]:
+    prefixes = tuple(s for s in selectors if "-" not in s)
+    ranges = [(int(lo), int(hi), len(lo)) for lo, hi in (s.split("-") for s in selectors if "-" in s)]
+
+    def test(code: str) -> str | None:
+        for prefix in prefixes:
+            if code.startswith(prefix):
+                return prefix
+        for lo, hi, width in ranges:
+            if len(code) >= width and lo <= int(code[:width]) <= hi:
+                return f"{lo:0{width}d}-{hi:0{width}d}"
+        return None
+
+    return test
+
+
+def _between(value: float, bound: Amount | Count) -> bool:
+    return (bound.gte is None or value >= bound.gte) and (bound.lte is None or value <= bound.lte)
+
+
+def _bound_text(bound: Amount | Count) -> str:
+    unit = f" {bound.currency}" if isinstance(bound, Amount) else ""
+    parts = [f">= {bound.gte:g}{unit}" if bound.gte is not None else "", f"<= {bound.lte:g}{unit}" if bound.lte is not None else ""]
+    return " and ".join(p for p in parts if p)
+
+
+@dataclass
+class Compiler:
+    catalog: Catalog
+    rates: Rates
+    words: set[str] = field(default_factory=set)
+
+    def word_keys(self, words: Sequence[str]) -> list[str]:
+        keys = [normalise(w).strip() for w in words]
+        self.words.update(keys)
+        return keys
+
+    def item(self, cond: ItemCondition) -> ItemTest:
+        tests: list[ItemTest] = []
+        if cond.all_ is not None:
+            parts = [self.item(c) for c in cond.all_]
+            tests.append(lambda f: _all_item(parts, f))
+        if cond.any_ is not None:
+            options = [self.item(c) for c in cond.any_]
+            tests.append(lambda f: _any_item(options, f))
+        if cond.not_ is not None:
+            inner = self.item(cond.not_)
+            tests.append(lambda f: None if inner(f) is not None else [])
+        if cond.hs is not None:
+            hs = _hs_test(cond.hs)
+
+            def hs_holds(f: ItemFacts) -> list[str] | None:
+                code = f.cls.hs_code
+                hit = hs(code) if code else None
+                if hit is None:
+                    return None
+                how = "declared" if f.cls.hs_source == "declared" else "from the description"
+                return [f"HS {code} ({how}) is in {hit}"]
+
+            tests.append(hs_holds)
+        if cond.categories is not None:
+            wanted = frozenset(cond.categories)
+
+            def in_category(f: ItemFacts) -> list[str] | None:
+                hit = wanted & f.cls.categories
+                return [f"category {', '.join(sorted(hit))}"] if hit else None
+
+            tests.append(in_category)
+        if cond.words is not None:
+            keys = self.word_keys(cond.words)
+
+            def has_words(f: ItemFacts) -> list[str] | None:
+                hit = [k for k in keys if k in f.words]
+                return [f'"{k}" in the description' for k in hit] if hit else None
+
+            tests.append(has_words)
+        if cond.condition is not None:
+            states = frozenset(cond.condition)
+            tests.append(lambda f: [f"condition {f.cls.condition.value}"] if f.cls.condition in states else None)
+        if cond.disassembled is not None:
+            wanted_d = cond.disassembled
+            tests.append(
+                lambda f: [("shipped disassembled" if wanted_d else "shipped assembled")]
+                if f.cls.disassembled == wanted_d else None
+            )  # fmt: skip
+        if cond.unit_price is not None:
+            tests.append(self._money("unit price", cond.unit_price, lambda i: i.unit_price))
+        if cond.value is not None:
+            tests.append(self._money(
+                "value", cond.value,
+                lambda i: i.unit_price * i.quantity if i.unit_price is not None and i.quantity is not None else None,
+            ))  # fmt: skip
+        if cond.quantity is not None:
+            q = cond.quantity
+            tests.append(
+                lambda f: [f"quantity {f.item.quantity:g} {_bound_text(q)}"]
+                if f.item.quantity is not None and _between(f.item.quantity, q) else None
+            )  # fmt: skip
+        return lambda f: _all_item(tests, f)
+
+    def _money(
+        self, label: str, bound: Amount, amount_of: Callable[[ReportItem], float | None]
+    ) -> ItemTest:
+        rates = self.rates
+
+        def test(f: ItemFacts) -> list[str] | None:
+            amount = amount_of(f.item)
+            if amount is None or f.item.currency is None:
+                return None
+            converted = rates.convert(amount, f.item.currency, bound.currency)
+            if converted is None or not _between(converted, bound):
+                return None
+            shown = f"{amount:,.0f} {f.item.currency}"
+            if f.item.currency != bound.currency:
+                shown += f" (about {converted:,.0f} {bound.currency})"
+            return [f"{label} {shown} {_bound_text(bound)}"]
+
+        return test
+
+    def report(self, cond: ReportCondition) -> ReportTest:
+        tests: list[ReportTest] = []
+        if cond.all_ is not None:
+            parts = [self.report(c) for c in cond.all_]
+            tests.append(lambda f: _all_report(parts, f))
+        if cond.any_ is not None:
+            options = [self.report(c) for c in cond.any_]
+            tests.append(lambda f: _any_report(options, f))
+        if cond.not_ is not None:
+            inner = self.report(cond.not_)
+            tests.append(lambda f: None if inner(f) is not None else Outcome())
+        if cond.item is not None:
+            item_test = self.item(cond.item)
+
+            def some_item(f: ReportFacts) -> Outcome | None:
+                held = {i.index: ev for i in f.items if (ev := item_test(i)) is not None}
+                return Outcome(items=held) if held else None
+
+            tests.append(some_item)
+        if cond.words is not None:
+            keys = self.word_keys(cond.words)
+
+            def has_words(f: ReportFacts) -> Outcome | None:
+                out = Outcome()
+                for key in keys:
+                    if key in f.text_words:
+                        out.evidence.append(f'"{key}" in the report text')
+                    for item in f.items:
+                        if key in item.words:
+                            out.items.setdefault(item.index, []).append(f'"{key}" in the description')
+                return out if out.evidence or out.items else None
+
+            tests.append(has_words)
+        for name in ("origin_country", "destination_country", "source"):
+            values = getattr(cond, name)
+            if values is not None:
+                tests.append(_field_in(name, frozenset(values)))
+        if cond.crossing is not None:
+            patterns = [re.compile(rf"(?<!\w){re.escape(normalise(c).strip())}(?!\w)") for c in cond.crossing]
+
+            def at_crossing(f: ReportFacts) -> Outcome | None:
+                if f.crossing and any(p.search(f.crossing) for p in patterns):
+                    return Outcome(evidence=[f"crossing {f.report.crossing}"])
+                return None
+
+            tests.append(at_crossing)
+        if cond.total_value is not None:
+            bound = cond.total_value
+            rates = self.rates
+
+            def total(f: ReportFacts) -> Outcome | None:
+                sum_ = 0.0
+                for i in f.items:
+                    it = i.item
+                    if it.unit_price is None or it.quantity is None or it.currency is None:
+                        continue
+                    converted = rates.convert(it.unit_price * it.quantity, it.currency, bound.currency)
+                    sum_ += converted or 0.0
+                if sum_ and _between(sum_, bound):
+                    return Outcome(evidence=[f"total value about {sum_:,.0f} {bound.currency} {_bound_text(bound)}"])
+                return None
+
+            tests.append(total)
+        return lambda f: _all_report(tests, f)
+
+
+def _field_in(name: str, values: frozenset[str]) -> ReportTest:
+    label = name.replace("_", " ")
+
+    def test(f: ReportFacts) -> Outcome | None:
+        value = getattr(f.report, name)
+        return Outcome(evidence=[f"{label} {value}"]) if value in values else None
+
+    return test
+
+
+def _all_item(tests: Sequence[ItemTest], facts: ItemFacts) -> list[str] | None:
+    evidence: list[str] = []
+    for test in tests:
+        found = test(facts)
+        if found is None:
+            return None
+        evidence += found
+    return evidence
+
+
+def _any_item(tests: Sequence[ItemTest], facts: ItemFacts) -> list[str] | None:
+    evidence: list[str] | None = None
+    for test in tests:
+        found = test(facts)
+        if found is not None:
+            evidence = (evidence or []) + found
+    return evidence
+
+
+def _all_report(tests: Sequence[ReportTest], facts: ReportFacts) -> Outcome | None:
+    out = Outcome()
+    for test in tests:
+        found = test(facts)
+        if found is None:
+            return None
+        out.merge(found)
+    return out
+
+
+def _any_report(tests: Sequence[ReportTest], facts: ReportFacts) -> Outcome | None:
+    out: Outcome | None = None
+    for test in tests:
+        found = test(facts)
+        if found is not None:
+            out = (out or Outcome()).merge(found)
+    return out
+
+
+# ---------------------------------------------------------------- rules and rule sets
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    rule: Rule
+    version: str
+    test: ReportTest
+    escalations: tuple[tuple[ReportTest, Severity, str], ...]
+    exceptions: tuple[tuple[str, str, Callable[[ReportFacts, datetime], bool]], ...]
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    rules: tuple[CompiledRule, ...]
+    catalog: Catalog
+    rates: Rates
+    words: TermMatcher[str]
+    version: str
+    sources: tuple[str, ...] = ()
+
+    def facts(self, report: ImportReport) -> ReportFacts:
+        items = []
+        for index, item in enumerate(report.items):
+            cls = self.catalog.classify(item.description, item.hs_code, item.condition, item.disassembled)
+            words = self._words(item.description)
+            items.append(ItemFacts(index, item, cls, words))
+        return ReportFacts(
+            report=report,
+            items=tuple(items),
+            text_words=self._words(report.text),
+            crossing=normalise(report.crossing or ""),
+        )
+
+    def _words(self, text: str | None) -> frozenset[str]:
+        if not text:
+            return frozenset()
+        return frozenset(hit.term for hit in self.words.find_all(normalise(text)))
+
+
+def rule_version(rule: Rule) -> str:
+    canonical = json.dumps(rule.model_dump(mode="json", by_alias=True), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def _exception_test(exc: object) -> Callable[[ReportFacts, datetime], bool]:
+    from schemas.rules import Exception_
+
+    assert isinstance(exc, Exception_)
+    fields = {
+        name: frozenset(normalise(v).strip() for v in values)
+        for name in ("importer", "exporter", "source", "crossing")
+        if (values := getattr(exc, name)) is not None
+    }
+    words = [normalise(w).strip() for w in exc.words] if exc.words else []
+    expires = datetime.fromisoformat(exc.expires) if exc.expires else None
+
+    def test(f: ReportFacts, now: datetime) -> bool:
+        if expires is not None and now.replace(tzinfo=None) > expires.replace(tzinfo=None):
+            return False
+        for name, allowed in fields.items():
+            value = getattr(f.report, name)
+            if value is None or normalise(value).strip() not in allowed:
+                return False
+        if words:
+            haystack = normalise(f.report.text or "") + " " + " ".join(
+                normalise(i.item.description or "") for i in f.items
+            )
+            if not any(w in haystack for w in words):
+                return False
+        return True
+
+    return test
+
+
+def compile_rules(rules: Sequence[Rule], catalog: Catalog, rates: Rates, sources: Sequence[str] = ()) -> RuleSet:
+    compiler = Compiler(catalog, rates)
+    compiled = []
+    for rule in rules:
+        if not rule.enabled:
+            continue
+        compiled.append(CompiledRule(
+            rule=rule,
+            version=rule_version(rule),
+            test=compiler.report(rule.when),
+            escalations=tuple((compiler.report(e.when), e.to, e.reason) for e in rule.escalate),
+            exceptions=tuple((e.id, e.reason, _exception_test(e)) for e in rule.exceptions),
+        ))  # fmt: skip
+    words = TermMatcher((w, w) for w in compiler.words)
+    digest = hashlib.sha256()
+    for rule in compiled:
+        digest.update(rule.version.encode())
+    digest.update(catalog.version.encode())
+    digest.update(json.dumps(rates.rates, sort_keys=True).encode())
+    return RuleSet(tuple(compiled), catalog, rates, words, digest.hexdigest()[:12], tuple(sources))
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One rule's result on one report, for ``rules test``: fired, or suppressed and why."""
+
+    rule_id: str
+    alert: Alert | None
+    suppressed_by: str | None = None
+
+
+def evaluate(report: ImportReport, ruleset: RuleSet, now: datetime) -> list[Alert]:
+    return [v.alert for v in explain(report, ruleset, now) if v.alert is not None]
+
+
+def explain(report: ImportReport, ruleset: RuleSet, now: datetime) -> list[Verdict]:
+    facts = ruleset.facts(report)
+    verdicts = []
+    for compiled in ruleset.rules:
+        outcome = compiled.test(facts)
+        if outcome is None:
+            continue
+        suppressed = next(
+            (f"exception {eid}: {reason}" for eid, reason, test in compiled.exceptions if test(facts, now)), None
+        )
+        if suppressed:
+            verdicts.append(Verdict(compiled.rule.id, None, suppressed))
+            continue
+        verdicts.append(Verdict(compiled.rule.id, _alert(compiled, facts, outcome, now)))
+    return verdicts
+
+
+def _alert(compiled: CompiledRule, facts: ReportFacts, outcome: Outcome, now: datetime) -> Alert:
+    rule, report = compiled.rule, facts.report
+    severity = rule.severity
+    evidence = list(outcome.evidence)
+    for test, to, reason in compiled.escalations:
+        if test(facts) is not None and to.rank > severity.rank:
+            severity = to
+            evidence.append(f"severity raised to {to.value}: {reason}")
+    matched = [
+        MatchedItem(
+            index=i,
+            description=facts.items[i].item.description,
+            hs_code=facts.items[i].cls.hs_code,
+            categories=sorted(facts.items[i].cls.categories),
+            evidence=ev + [e for e in facts.items[i].cls.evidence if e not in ev],
+        )
+        for i, ev in sorted(outcome.items.items())
+    ]
+    return Alert(
+        alert_id=alert_id_for(report.report_id, rule.id, compiled.version),
+        rule_id=rule.id,
+        rule_version=compiled.version,
+        severity=severity,
+        report_id=report.report_id,
+        title=rule.title,
+        summary=_summary(facts, matched),
+        matched_items=matched,
+        evidence=evidence,
+        legal_basis=rule.legal_basis,
+        tags=list(rule.tags),
+        created_at=now,
+        source=report.source,
+        crossing=report.crossing,
+        origin_country=report.origin_country,
+        destination_country=report.destination_country,
+        importer=report.importer,
+        url=report.url,
+        dedup_key=_key(rule.id, rule.dedup, facts, matched),
+        group_key=_key("", rule.group_by, facts, matched),
+    )
+
+
+def _summary(facts: ReportFacts, matched: Sequence[MatchedItem]) -> str:
+    report = facts.report
+    route = " -> ".join(c for c in (report.origin_country, report.destination_country) if c)
+    where = ", ".join(p for p in (report.crossing and f"via {report.crossing}", route) if p)
+    names = []
+    for m in matched[:5]:
+        label = m.description or "item"
+        if m.hs_code:
+            label += f" (HS {m.hs_code})"
+        names.append(label)
+    if len(matched) > 5:
+        names.append(f"and {len(matched) - 5} more")
+    what = "; ".join(names) if names else (report.text or "")[:160]
+    return f"{what}" + (f" [{where}]" if where else "")
+
+
+def _key(prefix: str, fields: Sequence[str], facts: ReportFacts, matched: Sequence[MatchedItem]) -> str:
+    parts = [prefix] if prefix else []
+    for name in fields:
+        if name in ("hs_code", "hs_heading", "hs_chapter"):
+            width = {"hs_code": 6, "hs_heading": 4, "hs_chapter": 2}[name]
+            values = sorted({m.hs_code[:width] for m in matched if m.hs_code})
+        elif name == "category":
+            values = sorted({c for m in matched for c in m.categories})
+        else:
+            value = getattr(facts.report, name)
+            # Ids stay as they are; names people type are compared case- and spacing-blind.
+            text_field = name in ("crossing", "importer", "exporter")
+            values = [normalise(value).strip() if text_field else value] if value else []
+        parts.append(f"{name}={','.join(values)}")
+    return "|".join(parts)

@@ -1,0 +1,117 @@
+"""Load and check the rule files, catalog and rates into one compiled rule set.
+
+Every problem in every file is collected and reported together (file, line, a plain sentence),
+so ``tradewatch rules check`` shows them all at once and a worker refuses to start on any.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.rules import ItemCondition, ReportCondition, Rule, RuleFile
+from services.rules.catalog import Catalog, load_catalog
+from services.rules.engine import Rates, RuleSet, compile_rules
+from services.settings import Settings
+from services.yamlfile import ConfigError, Document, Problem, load
+
+
+class RatesFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: Literal[1] = 1
+    base: str = Field(pattern=r"^[A-Z]{3}$")
+    rates: dict[str, float] = Field(description="1 unit of the currency is this much of base")
+
+
+def load_rates(path: Path) -> Rates:
+    doc = load(path)
+    parsed = doc.validate(RatesFile)
+    problems = [
+        Problem(doc.file, doc.line_of(("rates", code)), f"rates.{code}: {reason}")
+        for code, rate in parsed.rates.items()
+        for reason in (
+            ["not a 3-letter currency code"] if not (len(code) == 3 and code.isupper()) else []
+        ) + (["a rate must be above 0"] if rate <= 0 else [])
+    ]  # fmt: skip
+    if problems:
+        raise ConfigError(problems)
+    return Rates(parsed.base, parsed.rates)
+
+
+def _conditions(
+    cond: ReportCondition | ItemCondition, loc: tuple[str | int, ...]
+) -> Iterator[tuple[ReportCondition | ItemCondition, tuple[str | int, ...]]]:
+    yield cond, loc
+    for name in ("all_", "any_"):
+        for index, child in enumerate(getattr(cond, name) or ()):
+            yield from _conditions(child, (*loc, name.rstrip("_"), index))
+    if cond.not_ is not None:
+        yield from _conditions(cond.not_, (*loc, "not"))
+    if isinstance(cond, ReportCondition) and cond.item is not None:
+        yield from _conditions(cond.item, (*loc, "item"))
+
+
+def _check_rule(doc: Document, rule: Rule, index: int, catalog: Catalog, rates: Rates) -> list[Problem]:
+    problems = []
+    roots: list[tuple[ReportCondition, tuple[str | int, ...]]] = [(rule.when, ("rules", index, "when"))]
+    roots += [(e.when, ("rules", index, "escalate", i, "when")) for i, e in enumerate(rule.escalate)]
+    for root, root_loc in roots:
+        for cond, loc in _conditions(root, root_loc):
+            if isinstance(cond, ItemCondition):
+                for cat in cond.categories or ():
+                    if cat not in catalog.categories:
+                        known = ", ".join(sorted(catalog.categories))
+                        problems.append(Problem(doc.file, doc.line_of((*loc, "categories")), f"rule {rule.id!r}: unknown category {cat!r} (the catalog has: {known})"))
+            amounts = [getattr(cond, n, None) for n in ("unit_price", "value", "total_value")]
+            for amount in amounts:
+                if amount is not None and amount.currency not in rates.rates:
+                    problems.append(Problem(doc.file, doc.line_of(loc), f"rule {rule.id!r}: currency {amount.currency} is not in the rates table"))
+    for i, esc in enumerate(rule.escalate):
+        if esc.to.rank <= rule.severity.rank:
+            problems.append(Problem(doc.file, doc.line_of(("rules", index, "escalate", i, "to")), f"rule {rule.id!r}: escalation to {esc.to.value} does not raise severity {rule.severity.value}"))
+    return problems
+
+
+def load_ruleset(rule_files: Sequence[Path], catalog_file: Path, rates_file: Path) -> RuleSet:
+    problems: list[Problem] = []
+    catalog: Catalog | None = None
+    rates: Rates | None = None
+    try:
+        catalog = load_catalog(catalog_file)
+    except ConfigError as error:
+        problems += error.problems
+    try:
+        rates = load_rates(rates_file)
+    except ConfigError as error:
+        problems += error.problems
+    rules: list[Rule] = []
+    owner: dict[str, str] = {}
+    for path in rule_files:
+        try:
+            doc = load(path)
+            parsed = doc.validate(RuleFile)
+        except ConfigError as error:
+            problems += error.problems
+            continue
+        for index, rule in enumerate(parsed.rules):
+            if rule.id in owner:
+                problems.append(Problem(doc.file, doc.line_of(("rules", index, "id")), f"rule id {rule.id!r} is already defined in {owner[rule.id]}"))
+                continue
+            owner[rule.id] = f"{doc.file}:{doc.line_of(('rules', index))}"
+            if catalog is not None and rates is not None:
+                problems += _check_rule(doc, rule, index, catalog, rates)
+            rules.append(rule)
+    if not rule_files:
+        problems.append(Problem("(settings)", None, "no rule files given"))
+    if problems:
+        raise ConfigError(problems)
+    assert catalog is not None and rates is not None
+    return compile_rules(rules, catalog, rates, [str(p) for p in rule_files])
+
+
+def load_from_settings(settings: Settings) -> RuleSet:
+    return load_ruleset(settings.rules_files, settings.catalog_file, settings.rates_file)

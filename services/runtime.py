@@ -1,0 +1,333 @@
+"""How a stage runs: FastStream subscribers on Redis consumer groups, supervised.
+
+Each stage that consumes a stream gets, in its group:
+- a *reader* (XREADGROUP, batches of ``batch_size``) for new entries, and
+- a *reclaimer* (XAUTOCLAIM after ``reclaim_idle``) for entries a crashed or stalled consumer
+  left pending: FastStream never redelivers a failed stream message by itself.
+An entry delivered more than ``max_deliveries`` times is dead-lettered and acked. Stages ack
+their own entries, in the same transaction that stores their effect (FastStream's
+``AckPolicy.MANUAL``), so nothing is acked before its effect is stored.
+
+A supervisor task recreates a lost group (NOGROUP after a flush or a restart without
+persistence), restarts stopped subscribers, and in ``burst`` mode stops the app once every
+stage has drained what was waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import redis.asyncio as aredis
+from faststream import AckPolicy, FastStream
+from faststream.redis import RedisBroker, StreamSub
+from faststream.redis.annotations import RedisBatchStreamMessage as BatchMessageParam
+from faststream.redis.message import RedisBatchStreamMessage
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from services import server
+from services.logging import get_logger
+from services.settings import Settings
+from services.wire import Entry, dead_letter_fields
+
+
+@dataclass(frozen=True, slots=True)
+class Consumes:
+    """The stream a stage reads, its group, and where its poison messages go."""
+
+    stream: str
+    group: str
+    dead_stream: str
+
+
+class Stage(Protocol):
+    name: str
+    consumes: Consumes | None
+
+    async def start(self) -> None:
+        """Load configuration, start background tasks. Raise to refuse to start."""
+
+    async def stop(self) -> None:
+        """Finish the work in hand (called after the subscribers stopped)."""
+
+    async def handle(self, batch: Sequence[Entry]) -> None:
+        """Handle entries and XACK each one whose effect is stored. Raise: nothing is acked."""
+
+    async def busy(self) -> bool:
+        """Work held outside the input stream (inbox files, scheduled retries, digests)."""
+
+
+@dataclass
+class Context:
+    """What every stage gets: the settings, the server, a client for its own commands."""
+
+    settings: Settings
+    endpoint: server.Endpoint
+    redis: aredis.Redis
+
+
+async def ensure_group(redis: aredis.Redis, stream: str, group: str) -> bool:
+    """Create the group at id 0 with MKSTREAM (so entries added before it are read); True if new."""
+    try:
+        await redis.xgroup_create(stream, group, id="0", mkstream=True)
+    except ResponseError as error:
+        if "BUSYGROUP" in str(error):
+            return False
+        raise
+    return True
+
+
+async def group_idle(redis: aredis.Redis, stream: str, group: str) -> bool:
+    """No entry waiting for the group and none pending in it."""
+    try:
+        groups = await redis.xinfo_groups(stream)
+    except ResponseError:
+        return True  # no stream: nothing waiting
+    for info in groups:
+        name = info["name"].decode() if isinstance(info["name"], bytes) else info["name"]
+        if name != group:
+            continue
+        if info["pending"]:
+            return False
+        lag = info.get("lag")
+        if lag is None:  # undetermined after deletions: compare ids instead
+            stream_info = await redis.xinfo_stream(stream)
+            return bool(stream_info["last-generated-id"] == info["last-delivered-id"])
+        return int(lag) == 0
+    return await redis.xlen(stream) == 0
+
+
+async def _parse_batch(raw: Any) -> RedisBatchStreamMessage:
+    # Entries carry our own field names (report/alert), not FastStream's envelope: hand the
+    # raw entries through untouched and decode them per entry, so one bad entry cannot fail
+    # the whole batch.
+    return RedisBatchStreamMessage(raw_message=raw, body=b"", consumer=None, group=None)
+
+
+async def _decode_nothing(_: Any) -> None:
+    return None
+
+
+@dataclass
+class StreamWorker:
+    """Binds one stage to its group: reader and reclaimer subscribers, poison handling."""
+
+    stage: Stage
+    consumes: Consumes
+    ctx: Context
+    subscribers: list[Any] = field(default_factory=list)
+
+    def register(self, broker: RedisBroker) -> None:
+        s = self.ctx.settings
+        common: dict[str, Any] = {
+            "group": self.consumes.group,
+            "consumer": s.consumer,
+            "batch": True,
+            "polling_interval": int(s.poll_interval * 1000),
+        }
+        reader = broker.subscriber(
+            stream=StreamSub(self.consumes.stream, max_records=s.batch_size, **common),
+            parser=_parse_batch, decoder=_decode_nothing, ack_policy=AckPolicy.MANUAL,
+            title=f"{self.stage.name}-reader",
+        )  # fmt: skip
+        reclaimer = broker.subscriber(
+            stream=StreamSub(
+                self.consumes.stream, min_idle_time=int(s.reclaim_idle * 1000), **common
+            ),
+            parser=_parse_batch, decoder=_decode_nothing, ack_policy=AckPolicy.MANUAL,
+            title=f"{self.stage.name}-reclaimer",
+        )  # fmt: skip
+
+        async def read_new(message: BatchMessageParam) -> None:
+            await self.on_batch(message, reclaimed=False)
+
+        async def reclaim(message: BatchMessageParam) -> None:
+            await self.on_batch(message, reclaimed=True)
+
+        reader(read_new)
+        reclaimer(reclaim)
+        self.subscribers = [reader, reclaimer]
+
+    async def on_batch(self, message: RedisBatchStreamMessage, *, reclaimed: bool) -> None:
+        raw = message.raw_message
+        ids = [i.decode() for i in raw["message_ids"]]
+        entries = [Entry(i, d) for i, d in zip(ids, raw["data"], strict=True)]
+        if reclaimed:
+            entries = await self._with_delivery_counts(entries)
+            entries = await self._bury_poison(entries)
+        if entries:
+            await self.stage.handle(entries)
+
+    async def _with_delivery_counts(self, entries: list[Entry]) -> list[Entry]:
+        counted = []
+        for entry in entries:
+            pending = await self.ctx.redis.xpending_range(
+                self.consumes.stream, self.consumes.group, min=entry.id, max=entry.id, count=1
+            )
+            deliveries = int(pending[0]["times_delivered"]) if pending else 1
+            counted.append(Entry(entry.id, entry.fields, deliveries))
+        return counted
+
+    async def _bury_poison(self, entries: list[Entry]) -> list[Entry]:
+        limit = self.ctx.settings.max_deliveries
+        keep = []
+        for entry in entries:
+            if entry.deliveries <= limit:
+                keep.append(entry)
+                continue
+            reason = f"delivered {entry.deliveries} times (limit {limit}) without being handled"
+            await dead_letter(self.ctx.redis, self.stage.name, self.consumes, entry, reason)
+        return keep
+
+    async def idle(self) -> bool:
+        c = self.consumes
+        return await group_idle(self.ctx.redis, c.stream, c.group)
+
+
+async def dead_letter(
+    redis: aredis.Redis, stage: str, consumes: Consumes, entry: Entry, reason: str
+) -> None:
+    """Move an entry to the stage's dead-letter stream and ack it, in one transaction."""
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.xadd(consumes.dead_stream, dead_letter_fields(stage, entry, consumes.stream, reason))  # type: ignore[arg-type]
+        pipe.xack(consumes.stream, consumes.group, entry.id)
+        await pipe.execute()
+    get_logger(stage=stage).warning(
+        "dead-lettered", entry_id=entry.id, reason=reason, dead_stream=consumes.dead_stream
+    )
+
+
+@dataclass
+class Runtime:
+    """The stages of one process, their subscribers, and the supervisor."""
+
+    ctx: Context
+    stages: list[Stage]
+    burst: bool = False
+    workers: list[StreamWorker] = field(default_factory=list)
+    app: FastStream | None = None
+    _supervisor: asyncio.Task[None] | None = None
+    log: Any = field(default_factory=lambda: get_logger(component="runtime"))
+
+    async def on_startup(self) -> None:
+        await self.ctx.redis.ping()
+        for worker in self.workers:
+            await ensure_group(self.ctx.redis, worker.consumes.stream, worker.consumes.group)
+        for stage in self.stages:
+            await stage.start()
+        self.log.info(
+            "started",
+            stages=[s.name for s in self.stages],
+            consumer=self.ctx.settings.consumer,
+            burst=self.burst,
+        )
+
+    async def after_startup(self) -> None:
+        for worker in self.workers:
+            for sub in worker.subscribers:
+                _keep_app_running_on_nogroup(sub)
+        self._supervisor = asyncio.create_task(self._supervise(), name="supervisor")
+
+    async def on_shutdown(self) -> None:
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+
+    async def after_shutdown(self) -> None:
+        # Subscribers have stopped and the work in hand is acked: now the stages finish theirs.
+        for stage in self.stages:
+            await stage.stop()
+        await self.ctx.redis.aclose()
+        self.ctx.endpoint.close()
+        self.log.info("stopped")
+
+    async def _supervise(self) -> None:
+        interval = min(self.ctx.settings.poll_interval, 1.0)
+        idle_rounds = 0
+        started = time.monotonic()
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._heal()
+                if self.burst:
+                    idle_rounds = idle_rounds + 1 if await self._all_idle() else 0
+                    # Two idle rounds in a row: nothing in flight between the checks.
+                    if idle_rounds >= 2 and self.app is not None:
+                        self.log.info("drained", seconds=round(time.monotonic() - started, 3))
+                        self.app.exit()
+                        return
+            except Exception as error:
+                self.log.warning("supervisor check failed", error=str(error))
+
+    async def _heal(self) -> None:
+        for worker in self.workers:
+            if all(sub.running for sub in worker.subscribers):
+                continue
+            c = worker.consumes
+            created = await ensure_group(self.ctx.redis, c.stream, c.group)
+            self.log.warning(
+                "restarting subscribers", stage=worker.stage.name, group_recreated=created
+            )
+            for sub in worker.subscribers:
+                if not sub.running:
+                    await sub.start()
+
+    async def _all_idle(self) -> bool:
+        for stage in self.stages:
+            if await stage.busy():
+                return False
+        for worker in self.workers:
+            if not await worker.idle():
+                return False
+        return True
+
+
+def _keep_app_running_on_nogroup(subscriber: Any) -> None:
+    # FastStream stops the subscriber and exits the whole app when its group is gone. Here a
+    # lost group is an event to recover from: stop only this subscriber and let the supervisor
+    # recreate the group and restart it.
+    async def stop_only(exc: Exception, msg: str) -> None:
+        get_logger(component="runtime").warning("consumer group lost", detail=msg)
+        await subscriber.stop()
+
+    subscriber._stop_on_terminal_error = stop_only
+
+
+def build(settings: Settings, stages: Sequence[Stage], ctx: Context, *, burst: bool = False) -> FastStream:
+    """A FastStream app running these stages, supervised."""
+    broker = RedisBroker(
+        ctx.endpoint.url,
+        password=ctx.endpoint.password,
+        graceful_timeout=30.0,
+        logger=get_logger(component="faststream"),
+        log_level=10,  # FastStream's per-message lines at DEBUG: ours carry the ids
+        retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionResetError],
+    )
+    runtime = Runtime(ctx, list(stages), burst=burst)
+    for stage in stages:
+        if stage.consumes is not None:
+            worker = StreamWorker(stage, stage.consumes, ctx)
+            worker.register(broker)
+            runtime.workers.append(worker)
+    app = FastStream(
+        broker,
+        logger=get_logger(component="faststream"),
+        on_startup=[runtime.on_startup],
+        after_startup=[runtime.after_startup],
+        on_shutdown=[runtime.on_shutdown],
+        after_shutdown=[runtime.after_shutdown],
+    )
+    runtime.app = app
+    return app
+
+
+def context(settings: Settings) -> Context:
+    endpoint = server.resolve(settings)
+    return Context(settings, endpoint, server.client(endpoint))

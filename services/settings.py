@@ -1,0 +1,138 @@
+"""The one settings object: environment (TRADEWATCH_*), .env, a YAML file, secret files.
+
+Precedence, highest first: init arguments, environment, .env, secret files, the YAML file
+(``TRADEWATCH_SETTINGS_FILE``, default ``tradewatch.yaml`` when it exists), defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from schemas.streams import StreamNames
+from schemas.durations import Duration
+
+ENV_PREFIX = "TRADEWATCH_"
+
+
+def _default_consumer() -> str:
+    # Unique per process: two replicas sharing a name would steal each other's pending entries.
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="forbid",
+        secrets_dir=os.environ.get(f"{ENV_PREFIX}SECRETS_DIR") or None,
+    )
+
+    # --- where the data lives
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description="redis:// or rediss:// URL of a Redis or Valkey server; unset: start an embedded Valkey",
+    )
+    redis_password_file: Path | None = Field(
+        default=None, description="file holding the server password, when it is not in the URL"
+    )
+    namespace: str = Field(
+        default="tradewatch", pattern=r"^[A-Za-z0-9_.\-]+$", description="prefix of every stream and key"
+    )
+    data_dir: Path = Field(
+        default=Path("var"), description="embedded server data (append-only file), inbox, local channel files"
+    )
+    embedded_port: int = Field(
+        default=0, ge=0, le=65535, description="port of the embedded server; 0 picks a free one"
+    )
+
+    # --- configuration files
+    catalog_file: Path = Field(default=Path("config/catalog.yaml"), description="item catalog")
+    rules_files: list[Path] = Field(
+        default=[Path("config/rules.yaml")], description="rule files, evaluated together"
+    )
+    rates_file: Path = Field(
+        default=Path("config/rates.yaml"), description="currency rates used by price and value conditions"
+    )
+    channels_file: Path = Field(
+        default=Path("config/channels.yaml"), description="Apprise YAML configuration with tags"
+    )
+    subscriptions_file: Path = Field(
+        default=Path("config/subscriptions.yaml"), description="who hears about what"
+    )
+
+    # --- consumption
+    consumer: str = Field(default_factory=_default_consumer, description="consumer name in each group")
+    batch_size: int = Field(default=256, ge=1, le=10_000, description="entries read per XREADGROUP")
+    poll_interval: Duration = Field(
+        default=1.0, gt=0, le=2.0, description="longest blocking read; above 2s fetches time out"
+    )
+    reclaim_idle: Duration = Field(
+        default=30.0, gt=0, description="pending entries idle this long are reclaimed (XAUTOCLAIM)"
+    )
+    max_deliveries: int = Field(
+        default=5, ge=1, description="deliveries of one entry before it is dead-lettered"
+    )
+    dedup_retention: Duration = Field(
+        default=30 * 86_400, gt=0, description="how long seen report ids and sent alert ids are kept"
+    )
+
+    # --- ingest
+    inbox_dir: Path | None = Field(
+        default=None, description="folder the ingest worker watches; default DATA_DIR/inbox"
+    )
+    inbox_interval: Duration = Field(default=2.0, gt=0, description="how often the inbox is scanned")
+    max_report_bytes: int = Field(
+        default=1_000_000, ge=1_000, description="largest report accepted, in bytes of JSON"
+    )
+
+    # --- logs
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="auto: readable on a terminal, JSON otherwise"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("rules_files", mode="before")
+    @classmethod
+    def _split_paths(cls, value: object) -> object:
+        # TRADEWATCH_RULES_FILES="a.yaml,b.yaml" as well as a JSON list or a YAML list.
+        if isinstance(value, str) and not value.lstrip().startswith("["):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        yaml_file = Path(os.environ.get(f"{ENV_PREFIX}SETTINGS_FILE", "tradewatch.yaml"))
+        yaml_source = YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file)
+        return init_settings, env_settings, dotenv_settings, file_secret_settings, yaml_source
+
+    @property
+    def streams(self) -> StreamNames:
+        return StreamNames(self.namespace)
+
+    @property
+    def inbox(self) -> Path:
+        return self.inbox_dir or self.data_dir / "inbox"
+
+    def redis_password(self) -> str | None:
+        if self.redis_password_file is None:
+            return None
+        return self.redis_password_file.read_text(encoding="utf-8").strip() or None
