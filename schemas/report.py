@@ -10,19 +10,34 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 MAX_TEXT_CHARS = 200_000
 MAX_ITEMS = 2_000
 
+
+def _upper(value: object) -> object:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
 CountryCode = Annotated[
     str,
-    StringConstraints(to_upper=True, strip_whitespace=True, pattern=r"^[A-Z]{2}$"),
+    BeforeValidator(_upper),
+    StringConstraints(pattern=r"^[A-Z]{2}$"),
     Field(description="ISO 3166-1 alpha-2 code, e.g. CN, KP"),
 ]
 CurrencyCode = Annotated[
     str,
-    StringConstraints(to_upper=True, strip_whitespace=True, pattern=r"^[A-Z]{3}$"),
+    BeforeValidator(_upper),
+    StringConstraints(pattern=r"^[A-Z]{3}$"),
     Field(description="ISO 4217 code, e.g. CNY, USD"),
 ]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
@@ -79,7 +94,8 @@ class ImportReport(BaseModel):
 
     schema_version: Literal[1] = 1
     report_id: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"^\S+$")
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"^\S+$"),
     ]
     source: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
     reported_at: datetime | None = None

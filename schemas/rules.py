@@ -13,8 +13,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas.alert import Severity
-from schemas.report import Condition
 from schemas.durations import Duration
+from schemas.report import Condition
 
 _HS_SELECTOR = re.compile(r"^(\d{2,10})(?:-(\d{2,10}))?$")
 
@@ -158,6 +158,9 @@ KeyField = Literal[
 ]  # fmt: skip
 
 
+_BY_REPORT: tuple[KeyField, ...] = ("report_id",)
+
+
 class Rule(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9\-_.]{0,79}$")
     title: str = Field(min_length=1, max_length=200)
@@ -170,12 +173,12 @@ class Rule(_Strict):
     escalate: list[Escalation] = Field(default_factory=list)
     exceptions: list[Exception_] = Field(default_factory=list)
     dedup: list[KeyField] = Field(
-        default_factory=lambda: ["report_id"], min_length=1,
+        default_factory=lambda: list(_BY_REPORT), min_length=1,
         description="fields whose values make two alerts of this rule the same case",
     )  # fmt: skip
     realert: Duration = Field(default=0, description="the same case is not sent again within it")
     group_by: list[KeyField] = Field(
-        default_factory=lambda: ["report_id"], min_length=1,
+        default_factory=lambda: list(_BY_REPORT), min_length=1,
         description="alerts sharing these values may be sent as one message",
     )  # fmt: skip
 

@@ -139,7 +139,9 @@ def ingest(
 
 @rules_app.command("check")
 def rules_check(
-    files: Annotated[list[Path] | None, typer.Argument(help="rule files; default: the configured ones")] = None,
+    files: Annotated[
+        list[Path] | None, typer.Argument(help="rule files; default: the configured ones")
+    ] = None,
 ) -> None:
     """Validate rule files, the catalog and the rates table; list every problem, exit 1 on any."""
     from services.rules.loader import load_ruleset

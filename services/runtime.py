@@ -1,9 +1,10 @@
 """How a stage runs: FastStream subscribers on Redis consumer groups, supervised.
 
 Each stage that consumes a stream gets, in its group:
-- a *reader* (XREADGROUP, batches of ``batch_size``) for new entries, and
-- a *reclaimer* (XAUTOCLAIM after ``reclaim_idle``) for entries a crashed or stalled consumer
-  left pending: FastStream never redelivers a failed stream message by itself.
+- a *reader*, a FastStream batch subscriber (XREADGROUP, ``batch_size`` entries) for new entries;
+- a *reclaimer* task (XAUTOCLAIM after ``reclaim_idle``, ``batch_size`` at a time) for entries a
+  crashed or stalled consumer left pending: FastStream never redelivers a failed stream message
+  by itself, and its own XAUTOCLAIM subscriber claims one entry per call.
 An entry delivered more than ``max_deliveries`` times is dead-lettered and acked. Stages ack
 their own entries, in the same transaction that stores their effect (FastStream's
 ``AckPolicy.MANUAL``), so nothing is acked before its effect is stored.
@@ -36,6 +37,9 @@ from services.logging import get_logger
 from services.settings import Settings
 from services.wire import Entry, dead_letter_fields
 
+GRACE_SECONDS = 30.0
+"""On SIGTERM/SIGINT, how long the work in hand may take to finish and be acked."""
+
 
 @dataclass(frozen=True, slots=True)
 class Consumes:
@@ -48,7 +52,10 @@ class Consumes:
 
 class Stage(Protocol):
     name: str
-    consumes: Consumes | None
+
+    @property
+    def consumes(self) -> Consumes | None:
+        """The stream this stage reads; None for a stage fed from outside (ingest)."""
 
     async def start(self) -> None:
         """Load configuration, start background tasks. Raise to refuse to start."""
@@ -107,7 +114,7 @@ async def _parse_batch(raw: Any) -> RedisBatchStreamMessage:
     # Entries carry our own field names (report/alert), not FastStream's envelope: hand the
     # raw entries through untouched and decode them per entry, so one bad entry cannot fail
     # the whole batch.
-    return RedisBatchStreamMessage(raw_message=raw, body=b"", consumer=None, group=None)
+    return RedisBatchStreamMessage(raw_message=raw, body=b"", consumer=None, group=None)  # type: ignore[arg-type]
 
 
 async def _decode_nothing(_: Any) -> None:
@@ -136,28 +143,21 @@ class StreamWorker:
             parser=_parse_batch, decoder=_decode_nothing, ack_policy=AckPolicy.MANUAL,
             title=f"{self.stage.name}-reader",
         )  # fmt: skip
-        reclaimer = broker.subscriber(
-            stream=StreamSub(
-                self.consumes.stream, min_idle_time=int(s.reclaim_idle * 1000), **common
-            ),
-            parser=_parse_batch, decoder=_decode_nothing, ack_policy=AckPolicy.MANUAL,
-            title=f"{self.stage.name}-reclaimer",
-        )  # fmt: skip
 
         async def read_new(message: BatchMessageParam) -> None:
             await self.on_batch(message, reclaimed=False)
 
-        async def reclaim(message: BatchMessageParam) -> None:
-            await self.on_batch(message, reclaimed=True)
-
         reader(read_new)
-        reclaimer(reclaim)
-        self.subscribers = [reader, reclaimer]
+        self.subscribers = [reader]
 
     async def on_batch(self, message: RedisBatchStreamMessage, *, reclaimed: bool) -> None:
         raw = message.raw_message
         ids = [i.decode() for i in raw["message_ids"]]
-        entries = [Entry(i, d) for i, d in zip(ids, raw["data"], strict=True)]
+        await self.on_entries(
+            [Entry(i, d) for i, d in zip(ids, raw["data"], strict=True)], reclaimed=reclaimed
+        )
+
+    async def on_entries(self, entries: list[Entry], *, reclaimed: bool) -> None:
         if reclaimed:
             entries = await self._with_delivery_counts(entries)
             entries = await self._bury_poison(entries)
@@ -165,14 +165,70 @@ class StreamWorker:
             await self.stage.handle(entries)
 
     async def _with_delivery_counts(self, entries: list[Entry]) -> list[Entry]:
-        counted = []
-        for entry in entries:
-            pending = await self.ctx.redis.xpending_range(
-                self.consumes.stream, self.consumes.group, min=entry.id, max=entry.id, count=1
+        # One XPENDING over the claimed range gives every entry's delivery count.
+        c = self.consumes
+        pending = await self.ctx.redis.xpending_range(
+            c.stream, c.group, min=entries[0].id, max=entries[-1].id, count=len(entries) * 2 + 10,
+            consumername=self.ctx.settings.consumer,
+        )  # fmt: skip
+        counts = {
+            (p["message_id"].decode() if isinstance(p["message_id"], bytes) else p["message_id"]): int(
+                p["times_delivered"]
             )
-            deliveries = int(pending[0]["times_delivered"]) if pending else 1
-            counted.append(Entry(entry.id, entry.fields, deliveries))
-        return counted
+            for p in pending
+        }
+        return [Entry(e.id, e.fields, counts.get(e.id, 1)) for e in entries]
+
+    async def reclaim_until(self, stop: asyncio.Event) -> None:
+        """The group's reclaimer: XAUTOCLAIM entries idle past ``reclaim_idle``, in batches.
+
+        Stops between batches once ``stop`` is set, so the batch in hand is finished and acked.
+        """
+        s = self.ctx.settings
+        c = self.consumes
+        log = get_logger(stage=self.stage.name, component="reclaimer")
+        pause = min(max(s.reclaim_idle / 4, 0.05), 5.0)
+        start = "0-0"
+
+        async def rest() -> None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), pause)
+
+        while not stop.is_set():
+            try:
+                next_id, claimed, deleted = await _xautoclaim(
+                    self.ctx.redis,
+                    c.stream,
+                    c.group,
+                    s.consumer,
+                    int(s.reclaim_idle * 1000),
+                    start,
+                    s.batch_size,
+                )
+                if deleted:
+                    # Trimmed while pending: the data is gone, only its id remains to report.
+                    log.error(
+                        "pending entries were trimmed before being handled",
+                        entry_ids=deleted[:20],
+                        count=len(deleted),
+                    )
+                entries = [Entry(i, f) for i, f in claimed if f is not None]
+                if entries:
+                    log.info("reclaimed", count=len(entries), first=entries[0].id)
+                    await self.on_entries(entries, reclaimed=True)
+                start = next_id
+                if next_id == "0-0" and not entries:
+                    await rest()
+            except ResponseError as error:
+                if "NOGROUP" in str(error):
+                    await ensure_group(self.ctx.redis, c.stream, c.group)
+                    log.warning("consumer group recreated", stream=c.stream, group=c.group)
+                else:
+                    log.error("reclaim failed", error=str(error))
+                await rest()
+            except Exception as error:
+                log.error("reclaim failed", error=str(error))
+                await rest()
 
     async def _bury_poison(self, entries: list[Entry]) -> list[Entry]:
         limit = self.ctx.settings.max_deliveries
@@ -190,9 +246,32 @@ class StreamWorker:
         return await group_idle(self.ctx.redis, c.stream, c.group)
 
 
-async def dead_letter(
-    redis: aredis.Redis, stage: str, consumes: Consumes, entry: Entry, reason: str
-) -> None:
+async def _xautoclaim(
+    redis: aredis.Redis,
+    stream: str,
+    group: str,
+    consumer: str,
+    idle_ms: int,
+    start: str,
+    count: int,
+) -> tuple[str, list[tuple[str, dict[bytes, bytes] | None]], list[str]]:
+    command = ("XAUTOCLAIM", stream, group, consumer, idle_ms, start, "COUNT", count)
+    reply = await redis.execute_command(*command)  # type: ignore[no-untyped-call]
+    next_id = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]
+    claimed = []
+    for item in reply[1]:
+        if item is None:
+            continue
+        entry_id, fields = item[0], item[1]
+        decoded_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+        if isinstance(fields, list):
+            fields = dict(zip(fields[::2], fields[1::2], strict=True))
+        claimed.append((decoded_id, fields))
+    deleted = [d.decode() if isinstance(d, bytes) else d for d in (reply[2] if len(reply) > 2 else [])]
+    return next_id, claimed, deleted
+
+
+async def dead_letter(redis: aredis.Redis, stage: str, consumes: Consumes, entry: Entry, reason: str) -> None:
     """Move an entry to the stage's dead-letter stream and ack it, in one transaction."""
     async with redis.pipeline(transaction=True) as pipe:
         pipe.xadd(consumes.dead_stream, dead_letter_fields(stage, entry, consumes.stream, reason))  # type: ignore[arg-type]
@@ -213,6 +292,8 @@ class Runtime:
     workers: list[StreamWorker] = field(default_factory=list)
     app: FastStream | None = None
     _supervisor: asyncio.Task[None] | None = None
+    _reclaimers: list[asyncio.Task[None]] = field(default_factory=list)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
     log: Any = field(default_factory=lambda: get_logger(component="runtime"))
 
     async def on_startup(self) -> None:
@@ -232,6 +313,10 @@ class Runtime:
         for worker in self.workers:
             for sub in worker.subscribers:
                 _keep_app_running_on_nogroup(sub)
+        self._reclaimers = [
+            asyncio.create_task(w.reclaim_until(self._stop), name=f"{w.stage.name}-reclaimer")
+            for w in self.workers
+        ]
         self._supervisor = asyncio.create_task(self._supervise(), name="supervisor")
 
     async def on_shutdown(self) -> None:
@@ -239,6 +324,12 @@ class Runtime:
             self._supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._supervisor
+        # Reclaimers finish the batch in hand (within the grace period) before the readers stop.
+        self._stop.set()
+        if self._reclaimers:
+            _, late = await asyncio.wait(self._reclaimers, timeout=GRACE_SECONDS)
+            for task in late:
+                task.cancel()
 
     async def after_shutdown(self) -> None:
         # Subscribers have stopped and the work in hand is acked: now the stages finish theirs.
@@ -272,9 +363,7 @@ class Runtime:
                 continue
             c = worker.consumes
             created = await ensure_group(self.ctx.redis, c.stream, c.group)
-            self.log.warning(
-                "restarting subscribers", stage=worker.stage.name, group_recreated=created
-            )
+            self.log.warning("restarting subscribers", stage=worker.stage.name, group_recreated=created)
             for sub in worker.subscribers:
                 if not sub.running:
                     await sub.start()
@@ -303,9 +392,8 @@ def _keep_app_running_on_nogroup(subscriber: Any) -> None:
 def build(settings: Settings, stages: Sequence[Stage], ctx: Context, *, burst: bool = False) -> FastStream:
     """A FastStream app running these stages, supervised."""
     broker = RedisBroker(
-        ctx.endpoint.url,
-        password=ctx.endpoint.password,
-        graceful_timeout=30.0,
+        ctx.endpoint.url_with_password(),
+        graceful_timeout=GRACE_SECONDS,
         logger=get_logger(component="faststream"),
         log_level=10,  # FastStream's per-message lines at DEBUG: ours carry the ids
         retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionResetError],

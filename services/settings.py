@@ -6,21 +6,23 @@ Precedence, highest first: init arguments, environment, .env, secret files, the 
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
 
-from schemas.streams import StreamNames
 from schemas.durations import Duration
+from schemas.streams import StreamNames
 
 ENV_PREFIX = "TRADEWATCH_"
 
@@ -48,10 +50,13 @@ class Settings(BaseSettings):
         default=None, description="file holding the server password, when it is not in the URL"
     )
     namespace: str = Field(
-        default="tradewatch", pattern=r"^[A-Za-z0-9_.\-]+$", description="prefix of every stream and key"
+        default="tradewatch",
+        pattern=r"^[A-Za-z0-9_.\-]+$",
+        description="prefix of every stream and key",
     )
     data_dir: Path = Field(
-        default=Path("var"), description="embedded server data (append-only file), inbox, local channel files"
+        default=Path("var"),
+        description="embedded server data (append-only file), inbox, local channel files",
     )
     embedded_port: int = Field(
         default=0, ge=0, le=65535, description="port of the embedded server; 0 picks a free one"
@@ -59,11 +64,12 @@ class Settings(BaseSettings):
 
     # --- configuration files
     catalog_file: Path = Field(default=Path("config/catalog.yaml"), description="item catalog")
-    rules_files: list[Path] = Field(
+    rules_files: Annotated[list[Path], NoDecode] = Field(
         default=[Path("config/rules.yaml")], description="rule files, evaluated together"
     )
     rates_file: Path = Field(
-        default=Path("config/rates.yaml"), description="currency rates used by price and value conditions"
+        default=Path("config/rates.yaml"),
+        description="currency rates used by price and value conditions",
     )
     channels_file: Path = Field(
         default=Path("config/channels.yaml"), description="Apprise YAML configuration with tags"
@@ -85,7 +91,9 @@ class Settings(BaseSettings):
         default=5, ge=1, description="deliveries of one entry before it is dead-lettered"
     )
     dedup_retention: Duration = Field(
-        default=30 * 86_400, gt=0, description="how long seen report ids and sent alert ids are kept"
+        default=30 * 86_400,
+        gt=0,
+        description="how long seen report ids and sent alert ids are kept",
     )
 
     # --- ingest
@@ -107,7 +115,9 @@ class Settings(BaseSettings):
     @classmethod
     def _split_paths(cls, value: object) -> object:
         # TRADEWATCH_RULES_FILES="a.yaml,b.yaml" as well as a JSON list or a YAML list.
-        if isinstance(value, str) and not value.lstrip().startswith("["):
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 

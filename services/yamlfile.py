@@ -69,6 +69,8 @@ class Document:
             message = item["msg"].removeprefix("Value error, ")
             if item["type"] == "extra_forbidden":
                 message = f"unknown key {loc[-1]!r}" if loc else "unknown key"
+            elif item["type"] == "string_type" and isinstance(item.get("input"), bool):
+                message += " (YAML reads yes, no, on and off as true/false: quote the value)"
             elif item["type"] == "missing":
                 message = f"{loc[-1]!r} is required" if loc else "a required key is missing"
             where = ".".join(str(p) for p in loc)
@@ -110,7 +112,10 @@ def _no_duplicate_keys(loader: _LineLoader, node: yaml.MappingNode, deep: bool =
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(
-                None, None, f"key {key!r} appears twice (first on line {seen[key]})", key_node.start_mark
+                None,
+                None,
+                f"key {key!r} appears twice (first on line {seen[key]})",
+                key_node.start_mark,
             )
         seen[key] = key_node.start_mark.line + 1
     return loader.construct_mapping(node, deep=deep)

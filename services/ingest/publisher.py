@@ -51,7 +51,12 @@ class Tally:
         self.report_ids += other.report_ids
 
     def as_dict(self) -> dict[str, int]:
-        return {"read": self.read, "published": self.published, "duplicates": self.duplicates, "rejected": self.rejected}
+        return {
+            "read": self.read,
+            "published": self.published,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+        }
 
 
 class Publisher:
@@ -70,7 +75,12 @@ class Publisher:
             for report in reports:
                 await self._script(
                     keys=[self.names.key("seen", "report", report.report_id), self.names.reports],
-                    args=[self.retention, REPORT_FIELD, now, report.model_dump_json(exclude_none=True)],
+                    args=[
+                        self.retention,
+                        REPORT_FIELD,
+                        now,
+                        report.model_dump_json(exclude_none=True),
+                    ],
                     client=pipe,
                 )
             results = await pipe.execute()

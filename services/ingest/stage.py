@@ -81,7 +81,11 @@ class IngestStage:
         for file in files:
             name = source_for_path(file)
             if name is None:
-                self._fail(file, "no source for this file: put it under inbox/<source>/ or use a known extension", move)
+                self._fail(
+                    file,
+                    "no source for this file: put it under inbox/<source>/ or use a known extension",
+                    move,
+                )
                 continue
             try:
                 tally = await ingest_file(file, source_for(name), self.publisher)

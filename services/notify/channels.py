@@ -75,10 +75,17 @@ def _channel_id(service: Any, index: int) -> str:
     return f"{tags[0]}-{hashlib.sha256(url.encode()).hexdigest()[:8]}"
 
 
+_MACHINE_READABLE = frozenset({"json", "jsons", "twjsonl"})
+
+
 def _format(service: Any) -> str:
-    if getattr(service, "secure_protocol", None) == "twjsonl" or getattr(service, "protocol", None) == "twjsonl":
+    """How to render for this channel: JSON for webhooks and files unless ?format= says otherwise."""
+    protocols = {getattr(service, "protocol", None), getattr(service, "secure_protocol", None)}
+    protocols = {p for group in protocols if group for p in ([group] if isinstance(group, str) else group)}
+    if protocols & _MACHINE_READABLE and not getattr(service, "_format_override", None):
         return "json"
-    fmt = str(getattr(service, "notify_format", "text"))
+    chosen = getattr(service, "_format_override", None) or getattr(service, "notify_format", "text")
+    fmt = str(getattr(chosen, "value", chosen))
     return fmt if fmt in ("text", "markdown", "html") else "text"
 
 
@@ -86,18 +93,36 @@ def load_channels(path: Path) -> list[Channel]:
     assert localchannels.LOCAL_SCHEMES  # the local plugins are registered on import
     doc = load(path)  # checks existence, size, encoding, YAML syntax with lines
     if not isinstance(doc.data, dict):
-        raise ConfigError([Problem(doc.file, 1, "expected Apprise YAML configuration (version: 1, urls: [...])")])
+        raise ConfigError(
+            [Problem(doc.file, 1, "expected Apprise YAML configuration (version: 1, urls: [...])")]
+        )
     text = _substitute(path.read_text(encoding="utf-8"), doc.file)
     config = apprise.AppriseConfig()
     config.add_config(text, format="yaml")
     bundle = apprise.Apprise()
     bundle.add(config)
-    services = list(bundle)
+    services: list[Any] = list(bundle)
     if not services:
-        raise ConfigError([Problem(doc.file, None, "loads no channel: check the version: 1 line and every URL under urls")])
+        raise ConfigError(
+            [
+                Problem(
+                    doc.file,
+                    None,
+                    "loads no channel: check the version: 1 line and every URL under urls",
+                )
+            ]
+        )
     declared = len(doc.data.get("urls") or [])
     if declared and len(services) < declared:
-        raise ConfigError([Problem(doc.file, doc.line_of(("urls",)), f"{declared} URLs declared but Apprise loaded {len(services)}: a URL has an unknown scheme or is malformed")])
+        raise ConfigError(
+            [
+                Problem(
+                    doc.file,
+                    doc.line_of(("urls",)),
+                    f"{declared} URLs declared but Apprise loaded {len(services)}: a URL has an unknown scheme or is malformed",
+                )
+            ]
+        )
     channels = []
     for index, service in enumerate(services):
         channels.append(Channel(

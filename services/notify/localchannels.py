@@ -10,11 +10,15 @@ from __future__ import annotations
 import json
 import sys
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from apprise.decorators import notify
+from apprise.decorators import notify as _apprise_notify
+
+# Apprise's decorator is untyped; this is its signature as used here.
+notify = cast(Callable[..., Callable[[Callable[..., bool]], Callable[..., bool]]], _apprise_notify)
 
 _write_lock = threading.Lock()
 
@@ -41,7 +45,8 @@ def _jsonl(body: str, title: str, notify_type: str, meta: dict[str, Any], *args:
     except ValueError:
         payload = body
     line = json.dumps(
-        {"at": datetime.now(UTC).isoformat(), "title": title, "message": payload}, ensure_ascii=False
+        {"at": datetime.now(UTC).isoformat(), "title": title, "message": payload},
+        ensure_ascii=False,
     )
     with _write_lock, path.open("a", encoding="utf-8") as handle:
         handle.write(line + "\n")

@@ -29,7 +29,9 @@ class Message:
 
 class Renderer:
     def __init__(self, directory: Path = TEMPLATES) -> None:
-        self.plain = ImmutableSandboxedEnvironment(undefined=StrictUndefined, trim_blocks=False, autoescape=False)
+        self.plain = ImmutableSandboxedEnvironment(
+            undefined=StrictUndefined, trim_blocks=False, autoescape=False
+        )
         self.html = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=True)
         try:
             self.title = self.plain.from_string((directory / "title.j2").read_text(encoding="utf-8"))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -79,7 +78,8 @@ class NotifyStage:
         return self.ctx.settings.streams.key(*parts)
 
     async def handle(self, batch: Sequence[Entry]) -> None:
-        assert self.channels is not None and self.subscriptions is not None
+        assert self.channels is not None
+        assert self.subscriptions is not None
         redis = self.ctx.redis
         c = self.consumes
         decoded: list[tuple[Entry, Alert]] = []
@@ -92,7 +92,9 @@ class NotifyStage:
 
         deliveries = await self._plan(decoded)
         outcomes = await asyncio.gather(*(self._deliver(d) for d in deliveries))
-        failed = {entry.id for d, ok in zip(deliveries, outcomes, strict=True) if not ok for entry, _ in d.alerts}
+        failed = {
+            entry.id for d, ok in zip(deliveries, outcomes, strict=True) if not ok for entry, _ in d.alerts
+        }
 
         done = [e.id for e in batch if e.id not in failed]
         async with redis.pipeline(transaction=True) as pipe:
@@ -104,12 +106,18 @@ class NotifyStage:
             await pipe.execute()
 
     async def _plan(self, decoded: list[tuple[Entry, Alert]]) -> list[Delivery]:
-        assert self.channels is not None and self.subscriptions is not None
+        assert self.channels is not None
+        assert self.subscriptions is not None
         grouped: dict[tuple[str, str, str], Delivery] = {}
         for entry, alert in decoded:
             wanted = [s for s in self.subscriptions if s.wants(alert)]
             if not wanted:
-                self.log.info("alert routed nowhere", alert_id=alert.alert_id, rule_id=alert.rule_id, report_id=alert.report_id)
+                self.log.info(
+                    "alert routed nowhere",
+                    alert_id=alert.alert_id,
+                    rule_id=alert.rule_id,
+                    report_id=alert.report_id,
+                )
             for sub in wanted:
                 for channel in self.channels:
                     if not channel.tags & set(sub.channels):
@@ -162,7 +170,12 @@ class NotifyStage:
             for _, alert in delivery.alerts:
                 if ok:
                     pipe.set(
-                        self._key("delivered", alert.alert_id, delivery.subscription.name, delivery.channel.id),
+                        self._key(
+                            "delivered",
+                            alert.alert_id,
+                            delivery.subscription.name,
+                            delivery.channel.id,
+                        ),
                         now,
                         ex=int(settings.dedup_retention),
                     )

@@ -63,7 +63,13 @@ def load_subscriptions(path: Path, channel_tags: Sequence[str] | None = None) ->
     known_tags = set(channel_tags) if channel_tags is not None else None
     for index, sub in enumerate(parsed.subscriptions):
         if sub.name in names:
-            problems.append(Problem(doc.file, doc.line_of(("subscriptions", index, "name")), f"subscription {sub.name!r} is defined twice"))
+            problems.append(
+                Problem(
+                    doc.file,
+                    doc.line_of(("subscriptions", index, "name")),
+                    f"subscription {sub.name!r} is defined twice",
+                )
+            )
         names.add(sub.name)
         if known_tags is not None:
             for tag in sub.channels:

@@ -35,7 +35,7 @@ class Terms(_Strict):
     def all(self) -> Iterable[tuple[Lang, str]]:
         for lang in ("en", "zh", "ko"):
             for term in getattr(self, lang):
-                yield lang, term  # type: ignore[misc]
+                yield lang, term
 
 
 class CatalogItem(Terms):
@@ -171,7 +171,9 @@ class Catalog:
             evidence.append(
                 f'"{best.value.term}" ({best.value.lang}) in description -> {item.id}, HS {item.hs}'
             )
-        others = [h.value.key for h in item_hits if h is not best and h.value.key != (best and best.value.key)]
+        others = [
+            h.value.key for h in item_hits if h is not best and h.value.key != (best and best.value.key)
+        ]
         if others:
             evidence.append(f"description also names: {', '.join(dict.fromkeys(others))}")
         for name, term in markers.items():
@@ -215,7 +217,13 @@ def _check(doc: Document, parsed: CatalogFile) -> list[Problem]:
     def unknown(cats: Iterable[str], loc: tuple[str | int, ...]) -> None:
         for cat in cats:
             if cat not in known:
-                problems.append(Problem(doc.file, doc.line_of(loc), f"unknown category {cat!r} (declare it under categories)"))
+                problems.append(
+                    Problem(
+                        doc.file,
+                        doc.line_of(loc),
+                        f"unknown category {cat!r} (declare it under categories)",
+                    )
+                )
 
     for code, cats in parsed.hs.items():
         unknown(cats, ("hs", code))

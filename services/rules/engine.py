@@ -19,7 +19,7 @@ from schemas.alert import Alert, MatchedItem, Severity, alert_id_for
 from schemas.report import ImportReport, ReportItem
 from schemas.rules import Amount, Count, ItemCondition, ReportCondition, Rule
 from services.rules.catalog import Catalog, Classification
-from services.rules.textmatch import TermMatcher, normalise
+from services.rules.textmatch import TermMatcher, name_key, normalise
 
 
 class Rates:
@@ -97,7 +97,10 @@ def _between(value: float, bound: Amount | Count) -> bool:
 
 def _bound_text(bound: Amount | Count) -> str:
     unit = f" {bound.currency}" if isinstance(bound, Amount) else ""
-    parts = [f">= {bound.gte:g}{unit}" if bound.gte is not None else "", f"<= {bound.lte:g}{unit}" if bound.lte is not None else ""]
+    parts = [
+        f">= {bound.gte:g}{unit}" if bound.gte is not None else "",
+        f"<= {bound.lte:g}{unit}" if bound.lte is not None else "",
+    ]
     return " and ".join(p for p in parts if p)
 
 
@@ -153,7 +156,9 @@ class Compiler:
             tests.append(has_words)
         if cond.condition is not None:
             states = frozenset(cond.condition)
-            tests.append(lambda f: [f"condition {f.cls.condition.value}"] if f.cls.condition in states else None)
+            tests.append(
+                lambda f: [f"condition {f.cls.condition.value}"] if f.cls.condition in states else None
+            )
         if cond.disassembled is not None:
             wanted_d = cond.disassembled
             tests.append(
@@ -175,9 +180,7 @@ class Compiler:
             )  # fmt: skip
         return lambda f: _all_item(tests, f)
 
-    def _money(
-        self, label: str, bound: Amount, amount_of: Callable[[ReportItem], float | None]
-    ) -> ItemTest:
+    def _money(self, label: str, bound: Amount, amount_of: Callable[[ReportItem], float | None]) -> ItemTest:
         rates = self.rates
 
         def test(f: ItemFacts) -> list[str] | None:
@@ -253,7 +256,9 @@ class Compiler:
                     converted = rates.convert(it.unit_price * it.quantity, it.currency, bound.currency)
                     sum_ += converted or 0.0
                 if sum_ and _between(sum_, bound):
-                    return Outcome(evidence=[f"total value about {sum_:,.0f} {bound.currency} {_bound_text(bound)}"])
+                    return Outcome(
+                        evidence=[f"total value about {sum_:,.0f} {bound.currency} {_bound_text(bound)}"]
+                    )
                 return None
 
             tests.append(total)
@@ -358,7 +363,7 @@ def _exception_test(exc: object) -> Callable[[ReportFacts, datetime], bool]:
 
     assert isinstance(exc, Exception_)
     fields = {
-        name: frozenset(normalise(v).strip() for v in values)
+        name: frozenset(name_key(v) for v in values)
         for name in ("importer", "exporter", "source", "crossing")
         if (values := getattr(exc, name)) is not None
     }
@@ -370,11 +375,13 @@ def _exception_test(exc: object) -> Callable[[ReportFacts, datetime], bool]:
             return False
         for name, allowed in fields.items():
             value = getattr(f.report, name)
-            if value is None or normalise(value).strip() not in allowed:
+            if value is None or name_key(value) not in allowed:
                 return False
         if words:
-            haystack = normalise(f.report.text or "") + " " + " ".join(
-                normalise(i.item.description or "") for i in f.items
+            haystack = (
+                normalise(f.report.text or "")
+                + " "
+                + " ".join(normalise(i.item.description or "") for i in f.items)
             )
             if not any(w in haystack for w in words):
                 return False
@@ -383,7 +390,9 @@ def _exception_test(exc: object) -> Callable[[ReportFacts, datetime], bool]:
     return test
 
 
-def compile_rules(rules: Sequence[Rule], catalog: Catalog, rates: Rates, sources: Sequence[str] = ()) -> RuleSet:
+def compile_rules(
+    rules: Sequence[Rule], catalog: Catalog, rates: Rates, sources: Sequence[str] = ()
+) -> RuleSet:
     compiler = Compiler(catalog, rates)
     compiled = []
     for rule in rules:
@@ -398,8 +407,8 @@ def compile_rules(rules: Sequence[Rule], catalog: Catalog, rates: Rates, sources
         ))  # fmt: skip
     words = TermMatcher((w, w) for w in compiler.words)
     digest = hashlib.sha256()
-    for rule in compiled:
-        digest.update(rule.version.encode())
+    for done in compiled:
+        digest.update(done.version.encode())
     digest.update(catalog.version.encode())
     digest.update(json.dumps(rates.rates, sort_keys=True).encode())
     return RuleSet(tuple(compiled), catalog, rates, words, digest.hexdigest()[:12], tuple(sources))
@@ -429,7 +438,8 @@ def explain(report: ImportReport, ruleset: RuleSet, now: datetime) -> list[Verdi
         if outcome is None:
             continue
         suppressed = next(
-            (f"exception {eid}: {reason}" for eid, reason, test in compiled.exceptions if test(facts, now)), None
+            (f"exception {eid}: {reason}" for eid, reason, test in compiled.exceptions if test(facts, now)),
+            None,
         )
         if suppressed:
             verdicts.append(Verdict(compiled.rule.id, None, suppressed))

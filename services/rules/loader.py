@@ -65,14 +65,32 @@ def _check_rule(doc: Document, rule: Rule, index: int, catalog: Catalog, rates: 
                 for cat in cond.categories or ():
                     if cat not in catalog.categories:
                         known = ", ".join(sorted(catalog.categories))
-                        problems.append(Problem(doc.file, doc.line_of((*loc, "categories")), f"rule {rule.id!r}: unknown category {cat!r} (the catalog has: {known})"))
+                        problems.append(
+                            Problem(
+                                doc.file,
+                                doc.line_of((*loc, "categories")),
+                                f"rule {rule.id!r}: unknown category {cat!r} (the catalog has: {known})",
+                            )
+                        )
             amounts = [getattr(cond, n, None) for n in ("unit_price", "value", "total_value")]
             for amount in amounts:
                 if amount is not None and amount.currency not in rates.rates:
-                    problems.append(Problem(doc.file, doc.line_of(loc), f"rule {rule.id!r}: currency {amount.currency} is not in the rates table"))
+                    problems.append(
+                        Problem(
+                            doc.file,
+                            doc.line_of(loc),
+                            f"rule {rule.id!r}: currency {amount.currency} is not in the rates table",
+                        )
+                    )
     for i, esc in enumerate(rule.escalate):
         if esc.to.rank <= rule.severity.rank:
-            problems.append(Problem(doc.file, doc.line_of(("rules", index, "escalate", i, "to")), f"rule {rule.id!r}: escalation to {esc.to.value} does not raise severity {rule.severity.value}"))
+            problems.append(
+                Problem(
+                    doc.file,
+                    doc.line_of(("rules", index, "escalate", i, "to")),
+                    f"rule {rule.id!r}: escalation to {esc.to.value} does not raise severity {rule.severity.value}",
+                )
+            )
     return problems
 
 
@@ -99,7 +117,13 @@ def load_ruleset(rule_files: Sequence[Path], catalog_file: Path, rates_file: Pat
             continue
         for index, rule in enumerate(parsed.rules):
             if rule.id in owner:
-                problems.append(Problem(doc.file, doc.line_of(("rules", index, "id")), f"rule id {rule.id!r} is already defined in {owner[rule.id]}"))
+                problems.append(
+                    Problem(
+                        doc.file,
+                        doc.line_of(("rules", index, "id")),
+                        f"rule id {rule.id!r} is already defined in {owner[rule.id]}",
+                    )
+                )
                 continue
             owner[rule.id] = f"{doc.file}:{doc.line_of(('rules', index))}"
             if catalog is not None and rates is not None:
@@ -109,7 +133,8 @@ def load_ruleset(rule_files: Sequence[Path], catalog_file: Path, rates_file: Pat
         problems.append(Problem("(settings)", None, "no rule files given"))
     if problems:
         raise ConfigError(problems)
-    assert catalog is not None and rates is not None
+    assert catalog is not None
+    assert rates is not None
     return compile_rules(rules, catalog, rates, [str(p) for p in rule_files])
 
 

@@ -12,12 +12,12 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from schemas.streams import RULES_GROUP
 from services.logging import get_logger
 from services.rules.engine import RuleSet, evaluate
 from services.rules.loader import load_from_settings
 from services.runtime import Consumes, Context
 from services.wire import BadMessage, Entry, alert_fields, dead_letter_fields, decode_report
-from schemas.streams import RULES_GROUP
 
 
 class RulesStage:
@@ -70,7 +70,10 @@ class RulesStage:
                     "report evaluated",
                     entry_id=entry.id,
                     report_id=report.report_id,
-                    alerts=[{"alert_id": a.alert_id, "rule_id": a.rule_id, "severity": a.severity.value} for a in alerts],
+                    alerts=[
+                        {"alert_id": a.alert_id, "rule_id": a.rule_id, "severity": a.severity.value}
+                        for a in alerts
+                    ],
                     ms=round((time.perf_counter() - started) * 1000, 3),
                 )
             pipe.xack(self.consumes.stream, self.consumes.group, *[e.id for e in batch])

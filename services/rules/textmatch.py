@@ -26,6 +26,11 @@ def normalise(text: str) -> str:
     return _SEPARATORS.sub(" ", unicodedata.normalize("NFKC", text).casefold())
 
 
+def name_key(text: str) -> str:
+    """A name compared blind to case, spacing and punctuation: ``Approved Farm Co.`` ~ ``approved farm co``."""
+    return " ".join(re.sub(r"[^\w]+", " ", normalise(text)).split())
+
+
 def _is_word_char(char: str) -> bool:
     return char.isalnum() and not _is_cjk(char)
 

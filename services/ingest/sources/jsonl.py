@@ -42,7 +42,11 @@ class JsonlSource:
 
     def parse_line(self, raw: bytes, where: str) -> Iterator[Parsed]:
         if len(raw) > self.max_line_bytes:
-            yield Rejection(where, raw[:1000], f"line is {len(raw)} bytes, over the limit of {self.max_line_bytes}")
+            yield Rejection(
+                where,
+                raw[:1000],
+                f"line is {len(raw)} bytes, over the limit of {self.max_line_bytes}",
+            )
             return
         try:
             text = raw.decode("utf-8-sig").strip()

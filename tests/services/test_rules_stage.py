@@ -1,0 +1,68 @@
+"""The rules stage against a real server: raw XADD in, plain JSON alerts out, bad input dead-lettered."""
+
+from __future__ import annotations
+
+import json
+
+import redis
+
+from schemas.alert import Alert
+from services.rules.stage import RulesStage
+from services.settings import Settings
+from tests.fixtures.news_facts import EXPECTED_RULES, NEWS_REPORT
+from tests.pipeline import run_burst
+
+
+async def test_raw_xadd_report_becomes_alerts_in_plain_json(
+    settings: Settings, raw_redis: redis.Redis
+) -> None:
+    names = settings.streams
+    raw_redis.xadd(names.reports, {"report": json.dumps(NEWS_REPORT)})
+
+    await run_burst(settings, lambda ctx: [RulesStage(ctx)])
+
+    entries = raw_redis.xrange(names.alerts)
+    alerts = [Alert.model_validate_json(fields[b"alert"]) for _, fields in entries]
+    assert {a.rule_id for a in alerts} >= EXPECTED_RULES
+    assert {a.report_id for a in alerts} == {NEWS_REPORT["report_id"]}
+    shipyard = next(a for a in alerts if a.rule_id == "shipyard-equipment")
+    assert shipyard.severity == "critical"
+    assert shipyard.matched_items[0].description == "second-hand CNC cutting machines for a shipyard"
+    groups = {g["name"].decode(): g for g in raw_redis.xinfo_groups(names.reports)}
+    assert groups["rules"]["pending"] == 0
+
+
+async def test_bad_entries_are_dead_lettered_and_the_rest_proceeds(
+    settings: Settings, raw_redis: redis.Redis
+) -> None:
+    names = settings.streams
+    raw_redis.xadd(names.reports, {"report": b"{not json"})
+    raw_redis.xadd(names.reports, {"data": b"{}"})
+    raw_redis.xadd(names.reports, {"report": json.dumps({"report_id": "x", "source": "s"})})
+    raw_redis.xadd(names.reports, {"report": b"\xff\xfe"})
+    raw_redis.xadd(names.reports, {"report": json.dumps(NEWS_REPORT)})
+
+    await run_burst(settings, lambda ctx: [RulesStage(ctx)])
+
+    dead = raw_redis.xrange(names.reports_dead)
+    reasons = [fields[b"dead.reason"].decode() for _, fields in dead]
+    assert len(reasons) == 4
+    assert "not JSON" in reasons[0]
+    assert "no field 'report'" in reasons[1]
+    assert "at least one of items or text" in reasons[2]
+    assert "not UTF-8" in reasons[3]
+    assert all(fields[b"dead.stage"] == b"rules" for _, fields in dead)
+    assert raw_redis.xlen(names.alerts) >= len(EXPECTED_RULES)
+    groups = {g["name"].decode(): g for g in raw_redis.xinfo_groups(names.reports)}
+    assert groups["rules"]["pending"] == 0
+
+
+async def test_entries_written_before_the_group_exists_are_read(
+    settings: Settings, raw_redis: redis.Redis
+) -> None:
+    # The group is created at id 0: a report published before any worker ever ran is not lost.
+    names = settings.streams
+    raw_redis.xadd(names.reports, {"report": json.dumps(NEWS_REPORT)})
+    assert not raw_redis.exists(names.alerts)
+    await run_burst(settings, lambda ctx: [RulesStage(ctx)])
+    assert raw_redis.xlen(names.alerts) > 0

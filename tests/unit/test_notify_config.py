@@ -1,0 +1,107 @@
+"""Channels and subscriptions are checked at load; secrets never show."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from schemas.alert import Alert, MatchedItem, Severity
+from services.notify.channels import load_channels
+from services.notify.render import Renderer
+from services.notify.subscriptions import load_subscriptions
+from services.redact import redact
+from services.yamlfile import ConfigError
+
+
+def alert(**overrides: object) -> Alert:
+    base: dict[str, object] = {
+        "alert_id": "a-1", "rule_id": "shipyard-equipment", "rule_version": "v1", "severity": Severity.CRITICAL,
+        "report_id": "r-1", "title": "Shipyard equipment to the DPRK", "summary": "CNC cutting machines",
+        "matched_items": [MatchedItem(index=0, description="CNC cutting machine <b>", hs_code="8456", categories=["machine-tools"], evidence=["category shipyard-equipment"])],
+        "legal_basis": "UNSCR 2397 OP7", "tags": ["shipyard"], "created_at": datetime(2026, 3, 1, tzinfo=UTC),
+        "crossing": "Hunchun-Rason", "destination_country": "KP", "dedup_key": "k", "group_key": "g",
+    }  # fmt: skip
+    return Alert.model_validate(base | overrides)
+
+
+def test_missing_file_and_empty_config_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such file"):
+        load_channels(tmp_path / "absent.yaml")
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("version: 1\nurls: []\n")
+    with pytest.raises(ConfigError, match="loads no channel"):
+        load_channels(empty)
+    bad_scheme = tmp_path / "bad.yaml"
+    bad_scheme.write_text(
+        "version: 1\nurls:\n  - json://127.0.0.1/x:\n      - tag: a\n  - nosuchscheme://x:\n      - tag: b\n"
+    )
+    with pytest.raises(ConfigError, match="2 URLs declared but Apprise loaded 1"):
+        load_channels(bad_scheme)
+
+
+def test_secrets_come_from_the_environment_and_are_masked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "channels.yaml"
+    path.write_text("version: 1\nurls:\n  - json://127.0.0.1:9/${HOOK_TOKEN}:\n      - tag: hook\n")
+    with pytest.raises(ConfigError, match=r"channels.yaml:3: \$\{HOOK_TOKEN\} is not set"):
+        load_channels(path)
+    monkeypatch.setenv("HOOK_TOKEN", "tok-9f8e7d6c5b")
+    (channel,) = load_channels(path)
+    assert "tok-9f8e7d6c5b" not in channel.display
+    assert channel.tags == {"hook"}
+    assert (
+        redact("failed to POST json://127.0.0.1:9/tok-9f8e7d6c5b: 503")
+        == "failed to POST json://127.0.0.1:9/***: 503"
+    )
+
+
+def test_redaction_of_credentials_in_urls() -> None:
+    assert redact("mailto://user:hunter22@smtp.example.org?to=x") == "mailto://***@smtp.example.org?to=x"
+    assert redact("https://h/x?token=abc123&a=1") == "https://h/x?token=***&a=1"
+
+
+def test_subscription_naming_a_tag_no_channel_carries_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "subs.yaml"
+    path.write_text("version: 1\nsubscriptions:\n  - name: team\n    channels: [slack]\n")
+    with pytest.raises(
+        ConfigError, match="subs.yaml:4: subscription 'team': no channel carries the tag 'slack'"
+    ):
+        load_subscriptions(path, ["hook"])
+
+
+def test_subscription_filters(tmp_path: Path) -> None:
+    path = tmp_path / "subs.yaml"
+    path.write_text(
+        "version: 1\nsubscriptions:\n"
+        "  - {name: high, channels: [a], min_severity: high}\n"
+        "  - {name: medical, channels: [a], categories: [medical-devices]}\n"
+        "  - {name: rason, channels: [a], crossings: [rason]}\n"
+        "  - {name: rules, channels: [a], rules: [vessels], tags: [shipyard]}\n"
+    )
+    subs = {s.name: s for s in load_subscriptions(path, ["a"])}
+    a = alert()
+    assert subs["high"].wants(a)
+    assert not subs["high"].wants(alert(severity=Severity.MEDIUM))
+    assert not subs["medical"].wants(a)
+    assert subs["rason"].wants(a)
+    assert not subs["rason"].wants(alert(crossing="Dandong-Sinuiju"))
+    assert not subs["rules"].wants(a)
+
+
+def test_render_every_format_with_the_reasons() -> None:
+    renderer = Renderer()
+    alerts = [
+        alert(),
+        alert(alert_id="a-2", rule_id="radio-telecom", title="Radio", severity=Severity.HIGH),
+    ]
+    for fmt in ("text", "markdown", "html", "json"):
+        message = renderer.render(alerts, fmt)
+        assert message.title == "[CRITICAL] 2 reasons at Hunchun-Rason (report r-1)"
+        assert "UNSCR 2397 OP7" in message.body
+        assert "8456" in message.body
+    html = renderer.render(alerts, "html").body
+    assert "<table" in html
+    assert "&lt;b&gt;" in html
