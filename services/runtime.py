@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -419,3 +419,13 @@ def build(settings: Settings, stages: Sequence[Stage], ctx: Context, *, burst: b
 def context(settings: Settings) -> Context:
     endpoint = server.resolve(settings)
     return Context(settings, endpoint, server.client(endpoint))
+
+
+def standalone(make_stages: Callable[[Context], Sequence[Stage]]) -> FastStream:
+    """A stage as its own FastStream app (``faststream run services.rules.app:app``)."""
+    from services.logging import configure
+
+    settings = Settings()
+    configure(settings.log_level, settings.log_format)
+    ctx = context(settings)
+    return build(settings, make_stages(ctx), ctx)

@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     rules_files: Annotated[list[Path], NoDecode] = Field(
         default=[Path("config/rules.yaml")], description="rule files, evaluated together"
     )
+    # --- rules
     rates_file: Path = Field(
         default=Path("config/rates.yaml"),
         description="currency rates used by price and value conditions",
@@ -104,6 +105,10 @@ class Settings(BaseSettings):
     max_report_bytes: int = Field(
         default=1_000_000, ge=1_000, description="largest report accepted, in bytes of JSON"
     )
+
+    # --- notify
+
+    # --- operations
 
     # --- logs
     log_format: Literal["auto", "json", "console"] = Field(
