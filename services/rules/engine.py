@@ -474,8 +474,11 @@ def explain(
         alert = _alert(compiled, facts, outcome, now)
         rule = compiled.rule
         if rule.frequency is not None:
-            key = _key("", rule.frequency.per, facts, alert.matched_items)
-            verdicts.append(Verdict(rule.id, None, pending=frequency_pending(rule.frequency, alert, key)))
+            per = rule.frequency.per
+            # A report without a value to count it under (no crossing) joins no group.
+            if all(_values(name, facts, alert.matched_items) for name in per):
+                key = _key("", per, facts, alert.matched_items)
+                verdicts.append(Verdict(rule.id, None, pending=frequency_pending(rule.frequency, alert, key)))
         elif rule.new_term is not None:
             terms = _values(rule.new_term.field, facts, alert.matched_items)
             if terms:  # a report without the field has no term to be new
