@@ -338,3 +338,13 @@ rules:
     )
     assert fired(report(text="exemption", items=[{"description": "lathe"}]), rules)["m"] is Severity.LOW
     assert fired(report(text="exemption", items=[{"description": "used lathe"}]), rules)["m"] is Severity.HIGH
+
+
+def test_the_example_exceptions_file_loads_and_applies() -> None:
+    rules = load_ruleset([PACK], CATALOG, RATES, [ROOT / "config/exceptions.example.yaml"])
+    r = report(
+        importer="Ryanggang Provincial People's Hospital",
+        items=[{"description": "X-ray machine", "hs_code": "9022.14"}],
+    )
+    verdicts = {v.rule_id: v for v in explain(r, rules, NOW)}
+    assert verdicts["medical-imaging-review"].suppressed_by is not None
