@@ -8,6 +8,7 @@ one item of the report satisfies its inner condition, and those items are named 
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -126,7 +127,12 @@ class ReportCondition(_Strict):
 
 
 class Escalation(_Strict):
-    """Raise the severity when a further condition holds (second-hand, disassembled, ...)."""
+    """Change the severity when a further condition holds.
+
+    ``to`` above the rule's severity raises it (second-hand, disassembled); below lowers it (an
+    exemption reference). When a raise and a lowering both hold, the raise wins: one reason to
+    relax never hides another reason to worry.
+    """
 
     when: ReportCondition
     to: Severity
@@ -143,7 +149,7 @@ class Exception_(_Strict):
     source: list[str] | None = None
     crossing: list[str] | None = None
     words: Words | None = Field(default=None, description="e.g. an exemption reference in the text")
-    expires: str | None = Field(default=None, description="ISO date after which it no longer applies")
+    expires: date | None = Field(default=None, description="ISO date after which it no longer applies")
 
     @model_validator(mode="after")
     def _not_empty(self) -> Exception_:
@@ -159,6 +165,33 @@ KeyField = Literal[
 
 
 _BY_REPORT: tuple[KeyField, ...] = ("report_id",)
+
+
+class Frequency(_Strict):
+    """Fire when ``count`` reports matching ``when`` arrive within ``window`` with the same ``per`` values.
+
+    As ElastAlert's frequency rule: once it fires, the count starts again, so a surge of 10
+    reports with ``count: 5`` gives two alerts, not six.
+    """
+
+    count: int = Field(ge=2, le=100_000)
+    window: Duration = Field(gt=0, description="e.g. 7d")
+    per: list[KeyField] = Field(
+        default_factory=list, description="count separately per value, e.g. [crossing]; none: all together"
+    )
+
+
+class NewTerm(_Strict):
+    """Fire the first time a value of ``field`` is seen in a report matching ``when`` (ElastAlert's new_term)."""
+
+    field: KeyField
+
+
+class ExceptionsFile(_Strict):
+    """A team's own allow-list, appended to the rules' exceptions: ``exceptions: {rule-id: [...]}``."""
+
+    version: Literal[1] = 1
+    exceptions: dict[str, list[Exception_]] = Field(default_factory=dict)
 
 
 class Rule(_Strict):
@@ -181,6 +214,14 @@ class Rule(_Strict):
         default_factory=lambda: list(_BY_REPORT), min_length=1,
         description="alerts sharing these values may be sent as one message",
     )  # fmt: skip
+    frequency: Frequency | None = None
+    new_term: NewTerm | None = None
+
+    @model_validator(mode="after")
+    def _one_kind_over_time(self) -> Rule:
+        if self.frequency is not None and self.new_term is not None:
+            raise ValueError("a rule has frequency or new_term, not both: write two rules")
+        return self
 
 
 class RuleFile(_Strict):

@@ -72,6 +72,15 @@ class Settings(BaseSettings):
         default=Path("config/rates.yaml"),
         description="currency rates used by price and value conditions",
     )
+    exceptions_files: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="teams' own exception files (keyed by rule id), appended to the rules' exceptions",
+    )
+    rules_reload_interval: Duration = Field(
+        default=2.0,
+        ge=0,
+        description="how often rule, catalog, rates and exception files are checked; 0: never",
+    )
     channels_file: Path = Field(
         default=Path("config/channels.yaml"), description="Apprise YAML configuration with tags"
     )
@@ -116,7 +125,7 @@ class Settings(BaseSettings):
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
-    @field_validator("rules_files", mode="before")
+    @field_validator("rules_files", "exceptions_files", mode="before")
     @classmethod
     def _split_paths(cls, value: object) -> object:
         # TRADEWATCH_RULES_FILES="a.yaml,b.yaml" as well as a JSON list or a YAML list.

@@ -17,8 +17,10 @@ from datetime import datetime
 
 from schemas.alert import Alert, MatchedItem, Severity, alert_id_for
 from schemas.report import ImportReport, ReportItem
-from schemas.rules import Amount, Count, ItemCondition, ReportCondition, Rule
+from schemas.rules import Amount, Count, Exception_, ItemCondition, ReportCondition, Rule
 from services.rules.catalog import Catalog, Classification
+from services.rules.index import Anchor, RuleIndex, word_key
+from services.rules.temporal import Pending, frequency_pending, new_term_pending
 from services.rules.textmatch import TermMatcher, name_key, normalise
 
 
@@ -111,7 +113,7 @@ class Compiler:
     words: set[str] = field(default_factory=set)
 
     def word_keys(self, words: Sequence[str]) -> list[str]:
-        keys = [normalise(w).strip() for w in words]
+        keys = [word_key(w) for w in words]
         self.words.update(keys)
         return keys
 
@@ -333,6 +335,11 @@ class RuleSet:
     words: TermMatcher[str]
     version: str
     sources: tuple[str, ...] = ()
+    index: RuleIndex = field(default_factory=lambda: RuleIndex({}, (), 0))
+
+    def candidates(self, facts: ReportFacts) -> list[CompiledRule]:
+        """The rules whose anchors the report shows, plus the unanchored ones, in rule order."""
+        return [self.rules[i] for i in self.index.candidates(shown_anchors(facts))]
 
     def facts(self, report: ImportReport) -> ReportFacts:
         items = []
@@ -353,25 +360,38 @@ class RuleSet:
         return frozenset(hit.term for hit in self.words.find_all(normalise(text)))
 
 
+def shown_anchors(facts: ReportFacts) -> set[Anchor]:
+    """Every anchor the report shows: HS prefixes, categories, words, countries and source."""
+    shown: set[Anchor] = {("word", w) for w in facts.text_words}
+    for item in facts.items:
+        code = item.cls.hs_code or ""
+        shown.update(("hs", code[:n]) for n in range(2, len(code) + 1))
+        shown.update(("cat", c) for c in item.cls.categories)
+        shown.update(("word", w) for w in item.words)
+    report = facts.report
+    for name in ("origin_country", "destination_country", "source"):
+        value = getattr(report, name)
+        if value is not None:
+            shown.add((name, value))
+    return shown
+
+
 def rule_version(rule: Rule) -> str:
     canonical = json.dumps(rule.model_dump(mode="json", by_alias=True), sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
-def _exception_test(exc: object) -> Callable[[ReportFacts, datetime], bool]:
-    from schemas.rules import Exception_
-
-    assert isinstance(exc, Exception_)
+def _exception_test(exc: Exception_) -> Callable[[ReportFacts, datetime], bool]:
     fields = {
         name: frozenset(name_key(v) for v in values)
         for name in ("importer", "exporter", "source", "crossing")
         if (values := getattr(exc, name)) is not None
     }
     words = [normalise(w).strip() for w in exc.words] if exc.words else []
-    expires = datetime.fromisoformat(exc.expires) if exc.expires else None
+    expires = exc.expires
 
     def test(f: ReportFacts, now: datetime) -> bool:
-        if expires is not None and now.replace(tzinfo=None) > expires.replace(tzinfo=None):
+        if expires is not None and now.date() > expires:  # valid through its expiry date
             return False
         for name, allowed in fields.items():
             value = getattr(f.report, name)
@@ -411,7 +431,8 @@ def compile_rules(
         digest.update(done.version.encode())
     digest.update(catalog.version.encode())
     digest.update(json.dumps(rates.rates, sort_keys=True).encode())
-    return RuleSet(tuple(compiled), catalog, rates, words, digest.hexdigest()[:12], tuple(sources))
+    index = RuleIndex.build([c.rule.when for c in compiled])
+    return RuleSet(tuple(compiled), catalog, rates, words, digest.hexdigest()[:12], tuple(sources), index)
 
 
 # ---------------------------------------------------------------- evaluation
@@ -419,21 +440,27 @@ def compile_rules(
 
 @dataclass(frozen=True)
 class Verdict:
-    """One rule's result on one report, for ``rules test``: fired, or suppressed and why."""
+    """One rule's result on one report: fired, suppressed by an exception and why, or waiting
+    on state (a rule over time fires only if the state the stage keeps says so)."""
 
     rule_id: str
     alert: Alert | None
     suppressed_by: str | None = None
+    pending: Pending | None = None
 
 
 def evaluate(report: ImportReport, ruleset: RuleSet, now: datetime) -> list[Alert]:
+    """The alerts that fire on this report alone; rules over time come back from ``explain``
+    as ``pending`` and fire only once their state is applied (``temporal.settle``)."""
     return [v.alert for v in explain(report, ruleset, now) if v.alert is not None]
 
 
-def explain(report: ImportReport, ruleset: RuleSet, now: datetime) -> list[Verdict]:
+def explain(
+    report: ImportReport, ruleset: RuleSet, now: datetime, *, use_index: bool = True
+) -> list[Verdict]:
     facts = ruleset.facts(report)
     verdicts = []
-    for compiled in ruleset.rules:
+    for compiled in ruleset.candidates(facts) if use_index else ruleset.rules:
         outcome = compiled.test(facts)
         if outcome is None:
             continue
@@ -444,18 +471,43 @@ def explain(report: ImportReport, ruleset: RuleSet, now: datetime) -> list[Verdi
         if suppressed:
             verdicts.append(Verdict(compiled.rule.id, None, suppressed))
             continue
-        verdicts.append(Verdict(compiled.rule.id, _alert(compiled, facts, outcome, now)))
+        alert = _alert(compiled, facts, outcome, now)
+        rule = compiled.rule
+        if rule.frequency is not None:
+            per = rule.frequency.per
+            # A report without a value to count it under (no crossing) joins no group.
+            if all(_values(name, facts, alert.matched_items) for name in per):
+                key = _key("", per, facts, alert.matched_items)
+                verdicts.append(Verdict(rule.id, None, pending=frequency_pending(rule.frequency, alert, key)))
+        elif rule.new_term is not None:
+            terms = _values(rule.new_term.field, facts, alert.matched_items)
+            if terms:  # a report without the field has no term to be new
+                verdicts.append(Verdict(rule.id, None, pending=new_term_pending(rule.new_term, alert, terms)))
+        else:
+            verdicts.append(Verdict(rule.id, alert))
     return verdicts
 
 
 def _alert(compiled: CompiledRule, facts: ReportFacts, outcome: Outcome, now: datetime) -> Alert:
     rule, report = compiled.rule, facts.report
-    severity = rule.severity
     evidence = list(outcome.evidence)
+    raised: tuple[Severity, str] | None = None
+    lowered: tuple[Severity, str] | None = None
     for test, to, reason in compiled.escalations:
-        if test(facts) is not None and to.rank > severity.rank:
-            severity = to
-            evidence.append(f"severity raised to {to.value}: {reason}")
+        if test(facts) is None:
+            continue
+        if to.rank > rule.severity.rank and (raised is None or to.rank > raised[0].rank):
+            raised = (to, reason)
+        elif to.rank < rule.severity.rank and (lowered is None or to.rank < lowered[0].rank):
+            lowered = (to, reason)
+    # A raise beats a lowering: one reason to relax never hides another reason to worry.
+    severity = rule.severity
+    if raised is not None:
+        severity = raised[0]
+        evidence.append(f"severity raised to {severity.value}: {raised[1]}")
+    elif lowered is not None:
+        severity = lowered[0]
+        evidence.append(f"severity lowered to {severity.value}: {lowered[1]}")
     matched = [
         MatchedItem(
             index=i,
@@ -506,18 +558,21 @@ def _summary(facts: ReportFacts, matched: Sequence[MatchedItem]) -> str:
     return f"{what}" + (f" [{where}]" if where else "")
 
 
+def _values(name: str, facts: ReportFacts, matched: Sequence[MatchedItem]) -> list[str]:
+    """A key field's values: from the matched items (HS, category) or the report."""
+    if name in ("hs_code", "hs_heading", "hs_chapter"):
+        width = {"hs_code": 6, "hs_heading": 4, "hs_chapter": 2}[name]
+        return sorted({m.hs_code[:width] for m in matched if m.hs_code})
+    if name == "category":
+        return sorted({c for m in matched for c in m.categories})
+    value = getattr(facts.report, name)
+    # Ids stay as they are; names people type are compared case- and spacing-blind.
+    text_field = name in ("crossing", "importer", "exporter")
+    return [normalise(value).strip() if text_field else value] if value else []
+
+
 def _key(prefix: str, fields: Sequence[str], facts: ReportFacts, matched: Sequence[MatchedItem]) -> str:
     parts = [prefix] if prefix else []
     for name in fields:
-        if name in ("hs_code", "hs_heading", "hs_chapter"):
-            width = {"hs_code": 6, "hs_heading": 4, "hs_chapter": 2}[name]
-            values = sorted({m.hs_code[:width] for m in matched if m.hs_code})
-        elif name == "category":
-            values = sorted({c for m in matched for c in m.categories})
-        else:
-            value = getattr(facts.report, name)
-            # Ids stay as they are; names people type are compared case- and spacing-blind.
-            text_field = name in ("crossing", "importer", "exporter")
-            values = [normalise(value).strip() if text_field else value] if value else []
-        parts.append(f"{name}={','.join(values)}")
+        parts.append(f"{name}={','.join(_values(name, facts, matched))}")
     return "|".join(parts)

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.rules import ItemCondition, ReportCondition, Rule, RuleFile
+from schemas.rules import Exception_, ExceptionsFile, ItemCondition, ReportCondition, Rule, RuleFile
 from services.rules.catalog import Catalog, load_catalog
 from services.rules.engine import Rates, RuleSet, compile_rules
 from services.settings import Settings
@@ -83,18 +83,76 @@ def _check_rule(doc: Document, rule: Rule, index: int, catalog: Catalog, rates: 
                         )
                     )
     for i, esc in enumerate(rule.escalate):
-        if esc.to.rank <= rule.severity.rank:
+        if esc.to == rule.severity:
             problems.append(
                 Problem(
                     doc.file,
                     doc.line_of(("rules", index, "escalate", i, "to")),
-                    f"rule {rule.id!r}: escalation to {esc.to.value} does not raise severity {rule.severity.value}",
+                    f"rule {rule.id!r}: escalation to {esc.to.value} leaves the severity as it is;"
+                    " give a higher or a lower one",
                 )
             )
+    problems += _duplicate_exception_ids(doc, rule.id, rule.exceptions, ("rules", index, "exceptions"))
     return problems
 
 
-def load_ruleset(rule_files: Sequence[Path], catalog_file: Path, rates_file: Path) -> RuleSet:
+def _duplicate_exception_ids(
+    doc: Document,
+    rule_id: str,
+    exceptions: Sequence[Exception_],
+    loc: tuple[str | int, ...],
+    taken: set[str] | None = None,
+) -> list[Problem]:
+    seen = taken if taken is not None else set()
+    problems = []
+    for i, exc in enumerate(exceptions):
+        if exc.id in seen:
+            problems.append(
+                Problem(
+                    doc.file,
+                    doc.line_of((*loc, i, "id")),
+                    f"rule {rule_id!r}: exception id {exc.id!r} is used twice",
+                )
+            )
+        seen.add(exc.id)
+    return problems
+
+
+def load_exceptions(
+    paths: Sequence[Path], rules: dict[str, Rule]
+) -> tuple[dict[str, list[Exception_]], list[Problem]]:
+    """Teams' exception files, keyed by rule id: what to append to each rule, and every problem."""
+    added: dict[str, list[Exception_]] = {}
+    problems: list[Problem] = []
+    for path in paths:
+        try:
+            doc = load(path)
+            parsed = doc.validate(ExceptionsFile)
+        except ConfigError as error:
+            problems += error.problems
+            continue
+        for rule_id, exceptions in parsed.exceptions.items():
+            loc: tuple[str | int, ...] = ("exceptions", rule_id)
+            rule = rules.get(rule_id)
+            if rule is None:
+                problems.append(
+                    Problem(
+                        doc.file,
+                        doc.line_of(loc),
+                        f"no rule has the id {rule_id!r}, so its exceptions would never apply",
+                    )
+                )
+                continue
+            taken = {e.id for e in rule.exceptions} | {e.id for e in added.get(rule_id, [])}
+            problems += _duplicate_exception_ids(doc, rule_id, exceptions, loc, taken)
+            added.setdefault(rule_id, []).extend(exceptions)
+    return added, problems
+
+
+def load_ruleset(
+    rule_files: Sequence[Path], catalog_file: Path, rates_file: Path, exception_files: Sequence[Path] = ()
+) -> RuleSet:
+    """Every file checked, every problem collected; a :class:`ConfigError` lists them all."""
     problems: list[Problem] = []
     catalog: Catalog | None = None
     rates: Rates | None = None
@@ -131,12 +189,27 @@ def load_ruleset(rule_files: Sequence[Path], catalog_file: Path, rates_file: Pat
             rules.append(rule)
     if not rule_files:
         problems.append(Problem("(settings)", None, "no rule files given"))
+    added, exception_problems = load_exceptions(exception_files, {r.id: r for r in rules})
+    problems += exception_problems
     if problems:
         raise ConfigError(problems)
     assert catalog is not None
     assert rates is not None
-    return compile_rules(rules, catalog, rates, [str(p) for p in rule_files])
+    # Appended exceptions are part of the rule: its version changes with them.
+    merged = [
+        r.model_copy(update={"exceptions": [*r.exceptions, *added[r.id]]}) if r.id in added else r
+        for r in rules
+    ]
+    sources = [str(p) for p in (*rule_files, *exception_files)]
+    return compile_rules(merged, catalog, rates, sources)
+
+
+def watched_files(settings: Settings) -> list[Path]:
+    """Every file a rule set is built from: a change to any of them means a reload."""
+    return [*settings.rules_files, *settings.exceptions_files, settings.catalog_file, settings.rates_file]
 
 
 def load_from_settings(settings: Settings) -> RuleSet:
-    return load_ruleset(settings.rules_files, settings.catalog_file, settings.rates_file)
+    return load_ruleset(
+        settings.rules_files, settings.catalog_file, settings.rates_file, settings.exceptions_files
+    )

@@ -1,9 +1,15 @@
 """The rules stage: reports in, explained alerts out, in one transaction per batch.
 
 For each batch: decode every report (a bad one is dead-lettered, the rest go on), evaluate the
-rule set, then XADD every alert and XACK every entry in one MULTI/EXEC. A crash before EXEC
-leaves the batch pending and publishes nothing; after it, everything is stored and acked.
-A redelivered report yields the same alert ids, so even a replay never notifies twice.
+rule set, apply the state of rules over time (frequency, new_term) in Redis, then XADD every
+alert and XACK every entry in one MULTI/EXEC. A crash before EXEC leaves the batch pending and
+publishes nothing; after it, everything is stored and acked. State decisions are stored per
+report id (``services/rules/state.py``), so a report redelivered after a crash between the two
+steps gets its decision back rather than counting twice. A redelivered report yields the same
+alert ids, so even a replay never notifies twice.
+
+The rule set is replaced whole by the reloader when its files change; each batch is evaluated
+by the one rule set that was live when the batch began.
 """
 
 from __future__ import annotations
@@ -12,10 +18,15 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from schemas.alert import Alert
+from schemas.report import ImportReport
 from schemas.streams import RULES_GROUP
 from services.logging import get_logger
-from services.rules.engine import RuleSet, evaluate
+from services.rules import state
+from services.rules.engine import RuleSet, Verdict, explain
 from services.rules.loader import load_from_settings
+from services.rules.reload import Reloader
+from services.rules.temporal import Pending, settle
 from services.runtime import Consumes, Context
 from services.wire import BadMessage, Entry, alert_fields, dead_letter_fields, decode_report
 
@@ -30,51 +41,83 @@ class RulesStage:
         self.alerts_stream = names.alerts
         self.ruleset = ruleset
         self.log = get_logger(stage=self.name)
+        self.reloader: Reloader | None = None
 
     async def start(self) -> None:
+        settings = self.ctx.settings
         if self.ruleset is None:
-            self.ruleset = load_from_settings(self.ctx.settings)
+            # Stamp the files first: a change made during the load is seen at the next check.
+            self.reloader = Reloader(settings, self.ctx.redis, self._replace)
+            # A bad file raises here: the worker refuses to start.
+            self.ruleset = load_from_settings(settings)
         self.log.info(
             "rule set loaded",
             ruleset_version=self.ruleset.version,
             rules=len(self.ruleset.rules),
             files=list(self.ruleset.sources),
         )
-        await self.ctx.redis.set(self.ctx.settings.streams.key("ruleset", "version"), self.ruleset.version)
+        await self.ctx.redis.set(settings.streams.key("ruleset", "version"), self.ruleset.version)
+        if self.reloader is not None:
+            self.reloader.start()
+
+    def _replace(self, ruleset: RuleSet) -> None:
+        # One assignment: a batch already running keeps the set it began with.
+        self.ruleset = ruleset
 
     async def stop(self) -> None:
-        return None
+        if self.reloader is not None:
+            await self.reloader.stop()
 
     async def busy(self) -> bool:
         return False
 
     async def handle(self, batch: Sequence[Entry]) -> None:
-        assert self.ruleset is not None
+        ruleset = self.ruleset  # the set live when the batch began, whatever a reload does
+        assert ruleset is not None
         settings = self.ctx.settings
         now = datetime.now(UTC)
+        done: list[tuple[Entry, ImportReport, list[Verdict], float]] = []
+        buried: list[tuple[Entry, str]] = []
+        for entry in batch:
+            started = time.perf_counter()
+            try:
+                report = decode_report(entry, settings.max_report_bytes)
+                verdicts = explain(report, ruleset, now)
+            except BadMessage as error:
+                buried.append((entry, str(error)))
+                continue
+            except Exception as error:  # a defect must not block the rest of the batch
+                buried.append((entry, f"rule evaluation failed: {type(error).__name__}: {error}"))
+                continue
+            done.append((entry, report, verdicts, time.perf_counter() - started))
+        pending: list[Pending] = [v.pending for _, _, vs, _ in done for v in vs if v.pending is not None]
+        # Stored before the alerts are published; a redelivery replays the stored decisions.
+        settled = iter(
+            settle(p, d)
+            for p, d in zip(
+                pending, await state.decide(self.ctx.redis, settings.streams, pending, now), strict=True
+            )
+        )
         async with self.ctx.redis.pipeline(transaction=True) as pipe:
-            for entry in batch:
-                started = time.perf_counter()
-                try:
-                    report = decode_report(entry, settings.max_report_bytes)
-                    alerts = evaluate(report, self.ruleset, now)
-                except BadMessage as error:
-                    self._bury(pipe, entry, str(error))
-                    continue
-                except Exception as error:  # a defect must not block the rest of the batch
-                    self._bury(pipe, entry, f"rule evaluation failed: {type(error).__name__}: {error}")
-                    continue
-                for alert in alerts:
-                    pipe.xadd(self.alerts_stream, alert_fields(alert))  # type: ignore[arg-type]
+            for entry, reason in buried:
+                self._bury(pipe, entry, reason)
+            for entry, report, verdicts, seconds in done:
+                alerts: list[Alert] = []
+                for verdict in verdicts:
+                    alert = verdict.alert if verdict.pending is None else next(settled)
+                    if alert is not None:
+                        alerts.append(alert)
+                        pipe.xadd(self.alerts_stream, alert_fields(alert))  # type: ignore[arg-type]
                 self.log.info(
                     "report evaluated",
                     entry_id=entry.id,
                     report_id=report.report_id,
+                    ruleset_version=ruleset.version,
                     alerts=[
                         {"alert_id": a.alert_id, "rule_id": a.rule_id, "severity": a.severity.value}
                         for a in alerts
                     ],
-                    ms=round((time.perf_counter() - started) * 1000, 3),
+                    ms=round(seconds * 1000, 3),
                 )
             pipe.xack(self.consumes.stream, self.consumes.group, *[e.id for e in batch])
             await pipe.execute()

@@ -1,0 +1,135 @@
+"""Rules over time against a real server: the Lua scripts keep the same contract as MemoryState,
+a restart neither forgets nor floods, and a redelivered report never counts twice."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import redis
+
+from schemas.alert import Alert
+from schemas.report import ImportReport
+from services.rules import state
+from services.rules.engine import explain
+from services.rules.loader import load_from_settings
+from services.rules.stage import RulesStage
+from services.rules.temporal import Decision, MemoryState, Pending
+from services.runtime import Context
+from services.settings import Settings
+from tests.pipeline import run_burst
+
+NOW = datetime(2026, 3, 10, tzinfo=UTC)
+SURGE = "machinery-surge-by-crossing"
+
+
+def machinery(
+    report_id: str, crossing: str = "Dandong-Sinuiju", description: str = "lathe"
+) -> dict[str, Any]:
+    return {
+        "report_id": report_id,
+        "source": "test",
+        "destination_country": "KP",
+        "crossing": crossing,
+        "items": [{"description": description}],
+    }
+
+
+def pendings(settings: Settings, report: dict[str, Any], at: datetime = NOW) -> dict[str, Pending]:
+    verdicts = explain(ImportReport.model_validate(report), load_from_settings(settings), at)
+    return {v.rule_id: v.pending for v in verdicts if v.pending is not None}
+
+
+async def test_redis_scripts_keep_the_memory_contract(ctx: Context) -> None:
+    # One sequence through both keepers: redeliveries, two crossings, a reset, an expiry, new terms.
+    steps = [
+        ("a", "Dandong-Sinuiju", "lathe", 0),
+        ("a", "Dandong-Sinuiju", "lathe", 0),
+        ("x", "Changbai-Hyesan", "bulldozer", 1),
+        ("b", "Dandong-Sinuiju", "bulldozer", 2),
+        ("c", "Dandong-Sinuiju", "lathe", 3),
+        ("c", "Dandong-Sinuiju", "lathe", 3),
+        ("d", "Dandong-Sinuiju", "excavator", 4),
+        ("e", "Dandong-Sinuiju", "lathe", 24 * 8),
+        ("f", "Dandong-Sinuiju", "grinder", 24 * 8 + 1),
+        ("g", "Dandong-Sinuiju", "lathe", 24 * 8 + 2),
+    ]
+    memory = MemoryState()
+    from_memory: list[Decision] = []
+    from_redis: list[Decision] = []
+    for rid, crossing, description, hours in steps:
+        at = NOW + timedelta(hours=hours)
+        found = pendings(ctx.settings, machinery(rid, crossing, description), at)
+        batch = [found[SURGE], found["new-machinery-heading"]]
+        from_memory += [memory.decide(p, at) for p in batch]
+        from_redis += await state.decide(ctx.redis, ctx.settings.streams, batch, at)
+    assert from_redis == from_memory
+    surges = [d for d in from_redis[::2] if d.fire]
+    assert [d.reports for d in surges] == [("a", "b", "c"), ("a", "b", "c"), ("e", "f", "g")]
+    assert [d.new_terms for d in from_redis[1::2] if d.fire] == [("8458",), ("8458",), ("8429",), ("8460",)]
+
+
+def _alerts(raw_redis: redis.Redis, settings: Settings) -> list[Alert]:
+    entries = raw_redis.xrange(settings.streams.alerts)
+    return [Alert.model_validate_json(fields[b"alert"]) for _, fields in entries]
+
+
+def _publish(raw_redis: redis.Redis, settings: Settings, *reports: dict[str, Any]) -> None:
+    for report in reports:
+        raw_redis.xadd(settings.streams.reports, {"report": json.dumps(report)})
+
+
+async def test_a_restart_neither_forgets_nor_floods(settings: Settings, raw_redis: redis.Redis) -> None:
+    _publish(raw_redis, settings, machinery("d1"), machinery("d2"), machinery("h1", "Changbai-Hyesan"))
+    await run_burst(settings, lambda ctx: [RulesStage(ctx)])
+    assert SURGE not in {a.rule_id for a in _alerts(raw_redis, settings)}
+
+    # A new process: the two Dandong reports are remembered, so the third makes the surge.
+    _publish(raw_redis, settings, machinery("d3"))
+    await run_burst(settings, lambda ctx: [RulesStage(ctx)])
+    surges = [a for a in _alerts(raw_redis, settings) if a.rule_id == SURGE]
+    assert [a.report_id for a in surges] == ["d3"]
+    assert (
+        "3 matching reports with crossing=dandong sinuiju within 1w (threshold 3): d1, d2, d3"
+        in surges[0].evidence
+    )
+    assert surges[0].matched_items[0].description == "lathe"
+
+    # Yet another start with nothing new: nothing is replayed, nothing fires again.
+    await run_burst(settings, lambda ctx: [RulesStage(ctx)])
+    assert len([a for a in _alerts(raw_redis, settings) if a.rule_id == SURGE]) == 1
+    # New headings fired once each, across the restarts.
+    heads = [a.report_id for a in _alerts(raw_redis, settings) if a.rule_id == "new-machinery-heading"]
+    assert heads == ["d1"]
+
+
+async def test_a_redelivered_report_does_not_count_twice(
+    settings: Settings, ctx: Context, raw_redis: redis.Redis
+) -> None:
+    # A worker applied the state for r1 and r2, then died before publishing and acking.
+    for rid in ("r1", "r2"):
+        now = datetime.now(UTC)  # the stage counts on its own clock
+        await state.decide(ctx.redis, settings.streams, [pendings(settings, machinery(rid), now)[SURGE]], now)
+    # Their redelivery (and a second publication of r2) must not make a surge of three.
+    _publish(raw_redis, settings, machinery("r1"), machinery("r2"), machinery("r2"))
+    await run_burst(settings, lambda ctx: [RulesStage(ctx)])
+    assert SURGE not in {a.rule_id for a in _alerts(raw_redis, settings)}
+
+    _publish(raw_redis, settings, machinery("r3"))
+    await run_burst(settings, lambda ctx: [RulesStage(ctx)])
+    surges = [a for a in _alerts(raw_redis, settings) if a.rule_id == SURGE]
+    assert [a.report_id for a in surges] == ["r3"]
+    groups = {g["name"].decode(): g for g in raw_redis.xinfo_groups(settings.streams.reports)}
+    assert groups["rules"]["pending"] == 0
+
+
+async def test_state_keys_live_under_the_namespace_with_a_bounded_life(
+    settings: Settings, ctx: Context, raw_redis: redis.Redis
+) -> None:
+    await state.decide(ctx.redis, settings.streams, [pendings(settings, machinery("k1"))[SURGE]], NOW)
+    keys = sorted(k.decode() for k in raw_redis.scan_iter(match=f"{settings.namespace}:rules:freq:*"))
+    assert len(keys) == 3
+    assert all(k.startswith(f"{settings.namespace}:rules:freq:{{{SURGE}:") for k in keys)
+    week_ms = 7 * 86_400_000
+    assert all(0 < raw_redis.pttl(k) <= week_ms for k in keys)
