@@ -65,6 +65,11 @@ class Alert(BaseModel):
     url: str | None = None
     dedup_key: str = Field(description="same key within the re-alert window: notify once")
     group_key: str = Field(description="alerts sharing it may be sent as one message")
+    realert: float = Field(
+        default=0,
+        ge=0,
+        description="seconds: another alert with the same dedup_key within it is not sent (0: no window)",
+    )
 
 
 def alert_id_for(report_id: str, rule_id: str, rule_version: str) -> str:

@@ -17,6 +17,7 @@ import typer
 
 from services.clitools import fail, load_settings
 from services.ingest import commands as ingest_commands
+from services.notify import commands as notify_commands
 from services.rules import commands as rules_commands
 from services.yamlfile import ConfigError
 
@@ -28,6 +29,7 @@ app = typer.Typer(
 )
 app.add_typer(rules_commands.app, name="rules")
 app.command("ingest")(ingest_commands.ingest)
+notify_commands.register(app)
 
 
 class StageName(StrEnum):

@@ -116,6 +116,24 @@ class Settings(BaseSettings):
     )
 
     # --- notify
+    notify_group_wait: Duration = Field(
+        default=1.0,
+        ge=0,
+        description="alerts sharing a group key within this wait become one message (per subscription: group_wait)",
+    )
+    notify_retry_base: Duration = Field(
+        default=2.0, gt=0, description="first retry delay of a failed send; doubles per attempt, with jitter"
+    )
+    notify_retry_max: Duration = Field(default=600.0, gt=0, description="longest delay between retries")
+    notify_max_attempts: int = Field(
+        default=8, ge=1, description="sends of one message before it is dead-lettered"
+    )
+    notify_send_timeout: Duration = Field(
+        default=60.0, gt=0, description="longest one send may take before it counts as failed"
+    )
+    notify_history_retention: Duration = Field(
+        default=90 * 86_400, gt=0, description="how long alerts and their delivery history are kept"
+    )
 
     # --- operations
 

@@ -1,41 +1,46 @@
-"""The notify stage: alerts in, one message per subscriber and case out, each delivery recorded.
+"""The notify stage: alerts in, one message per subscriber and case out, each delivery tracked.
 
-For a batch of alerts: route each to the subscriptions that want it; group a subscription's
-alerts by their group key (by default the report: one report that trips several rules is one
-message listing every reason); skip alerts this (subscription, channel) already received;
-render per channel format; send to every channel at once; record each success; then ack every
-entry whose deliveries are all recorded. A failed send leaves its entry pending: it is
-reclaimed and retried, and dead-lettered after ``max_deliveries``. The record is written right
-after the send, so a redelivery never sends again; only a crash between a send and its record
-can repeat that one message.
+Two halves, joined by Redis (:mod:`services.notify.outbox`):
+
+- *Intake* (``handle``, one batch of the alerts stream): route each alert to the subscriptions
+  that want it (:mod:`services.notify.plan`), drop silenced alerts, repeats of an alert id and
+  repeats of a case within its re-alert window, and put the rest into open messages, one per
+  (subscription, channel, bucket), due after the group wait or at the next digest tick. All of
+  that and the XACK happen in one script: an alert is acked exactly when its messages are queued.
+- *Senders* (one task per channel): take due messages from the channel's schedule, render
+  them with the subscription's templates, send, and record the outcome right after the send.
+  A failed send is retried with exponential backoff and jitter, then dead-lettered to
+  ``<ns>:alerts:dead`` with the reason. Channels never wait for each other: a throttled or
+  slow channel only delays its own queue.
+
+A restart loses nothing and resends nothing: queued messages and retries live in Redis; a message
+is leased while it is sent, so only a crash between a send and its record repeats that message.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from schemas.alert import Alert
 from schemas.streams import NOTIFY_GROUP
 from services.logging import get_logger
+from services.notify import plan
 from services.notify.channels import Channel, load_channels
+from services.notify.outbox import Claimed, Outbox, Queued
 from services.notify.render import Renderer
-from services.notify.subscriptions import Subscription, load_subscriptions
+from services.notify.silences import SilenceStore
+from services.notify.subscriptions import Subscription, load_subscriptions, renderer_for
 from services.redact import redact
-from services.runtime import Consumes, Context
+from services.runtime import GRACE_SECONDS, Consumes, Context
 from services.wire import BadMessage, Entry, dead_letter_fields, decode_alert
 
 
-@dataclass
-class Delivery:
-    """One message for one subscription on one channel, covering one or more alerts."""
-
-    subscription: Subscription
-    channel: Channel
-    alerts: list[tuple[Entry, Alert]] = field(default_factory=list)
+def fingerprint(dedup_key: str) -> str:
+    return hashlib.sha256(dedup_key.encode()).hexdigest()[:24]
 
 
 class NotifyStage:
@@ -48,12 +53,20 @@ class NotifyStage:
         subscriptions: list[Subscription] | None = None,
     ) -> None:
         self.ctx = ctx
-        names = ctx.settings.streams
+        settings = ctx.settings
+        names = settings.streams
         self.consumes = Consumes(names.alerts, NOTIFY_GROUP, names.alerts_dead)
         self.channels = channels
         self.subscriptions = subscriptions
-        self.renderer = Renderer()
+        self.renderers: dict[str, Renderer] = {}
+        self.outbox = Outbox(
+            ctx.redis, settings.namespace, settings.notify_history_retention, settings.dedup_retention
+        )
+        self.silences = SilenceStore(ctx.redis, settings.namespace)
         self.log = get_logger(stage=self.name)
+        self._stop = asyncio.Event()
+        self._wake: dict[str, asyncio.Event] = {}
+        self._senders: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         settings = self.ctx.settings
@@ -62,136 +75,169 @@ class NotifyStage:
         tags = sorted({t for c in self.channels for t in c.tags})
         if self.subscriptions is None:
             self.subscriptions = load_subscriptions(settings.subscriptions_file, tags)
+        self.renderers = {s.name: renderer_for(s) for s in self.subscriptions}
         self.log.info(
             "channels loaded",
             channels=[{"id": c.id, "url": c.display, "tags": sorted(c.tags)} for c in self.channels],
             subscriptions=[s.name for s in self.subscriptions],
         )
+        used = {c.id: c for c in self.channels if any(c.tags & set(s.channels) for s in self.subscriptions)}
+        for channel in used.values():
+            self._wake[channel.id] = asyncio.Event()
+            self._senders.append(asyncio.create_task(self._send_loop(channel), name=f"notify-{channel.id}"))
 
     async def stop(self) -> None:
-        return None
+        """Let each sender finish the message in hand and record it, then stop."""
+        self._stop.set()
+        for event in self._wake.values():
+            event.set()
+        if self._senders:
+            _, late = await asyncio.wait(self._senders, timeout=GRACE_SECONDS)
+            for task in late:
+                task.cancel()
 
     async def busy(self) -> bool:
-        return False
+        """Messages waiting in a group window or digest, for a retry, or being sent."""
+        return await self.outbox.outstanding(list(self._wake)) > 0
 
-    def _key(self, *parts: str) -> str:
-        return self.ctx.settings.streams.key(*parts)
+    # --- intake
 
     async def handle(self, batch: Sequence[Entry]) -> None:
         assert self.channels is not None
         assert self.subscriptions is not None
-        redis = self.ctx.redis
+        settings = self.ctx.settings
         c = self.consumes
         decoded: list[tuple[Entry, Alert]] = []
         dead: list[tuple[Entry, str]] = []
         for entry in batch:
             try:
-                decoded.append((entry, decode_alert(entry, self.ctx.settings.max_report_bytes)))
+                decoded.append((entry, decode_alert(entry, settings.max_report_bytes)))
             except BadMessage as error:
                 dead.append((entry, str(error)))
+        if dead:
+            async with self.ctx.redis.pipeline(transaction=True) as pipe:
+                for entry, reason in dead:
+                    pipe.xadd(c.dead_stream, dead_letter_fields(self.name, entry, c.stream, reason))  # type: ignore[arg-type]
+                    pipe.xack(c.stream, c.group, entry.id)
+                    self.log.warning("alert rejected", entry_id=entry.id, reason=reason)
+                await pipe.execute()
+        if not decoded:
+            return
 
-        deliveries = await self._plan(decoded)
-        outcomes = await asyncio.gather(*(self._deliver(d) for d in deliveries))
-        failed = {
-            entry.id for d, ok in zip(deliveries, outcomes, strict=True) if not ok for entry, _ in d.alerts
-        }
-
-        done = [e.id for e in batch if e.id not in failed]
-        async with redis.pipeline(transaction=True) as pipe:
-            for entry, reason in dead:
-                pipe.xadd(c.dead_stream, dead_letter_fields(self.name, entry, c.stream, reason))  # type: ignore[arg-type]
-                self.log.warning("alert rejected", entry_id=entry.id, reason=reason)
-            if done:
-                pipe.xack(c.stream, c.group, *done)
-            await pipe.execute()
-
-    async def _plan(self, decoded: list[tuple[Entry, Alert]]) -> list[Delivery]:
-        assert self.channels is not None
-        assert self.subscriptions is not None
-        grouped: dict[tuple[str, str, str], Delivery] = {}
-        for entry, alert in decoded:
-            wanted = [s for s in self.subscriptions if s.wants(alert)]
-            if not wanted:
-                self.log.info(
-                    "alert routed nowhere",
-                    alert_id=alert.alert_id,
-                    rule_id=alert.rule_id,
-                    report_id=alert.report_id,
+        now = time.time()
+        silences = await self.silences.active(now)
+        tags = [(ch.id, ch.tags) for ch in self.channels if ch.id in self._wake]
+        items: list[tuple[Alert, list[Queued]]] = []
+        for _, alert in decoded:
+            routes = plan.route(alert, self.subscriptions, tags, silences, now)
+            queued = [
+                Queued(
+                    subscription=r.subscription.name,
+                    silence=r.silence,
+                    window=r.window,
+                    dedup_key=fingerprint(alert.dedup_key),
+                    bucket=r.bucket,
+                    due=plan.due_at(r.subscription, now, settings.notify_group_wait),
+                    channels=r.channels,
                 )
-            for sub in wanted:
-                for channel in self.channels:
-                    if not channel.tags & set(sub.channels):
-                        continue
-                    key = (sub.name, channel.id, alert.group_key)
-                    grouped.setdefault(key, Delivery(sub, channel)).alerts.append((entry, alert))
-        if not grouped:
-            return []
-        # Drop what this subscription's channel already received (a redelivered alert id).
-        deliveries = list(grouped.values())
-        keys = [
-            self._key("delivered", alert.alert_id, d.subscription.name, d.channel.id)
-            for d in deliveries
-            for _, alert in d.alerts
-        ]
-        seen = await self.ctx.redis.mget(keys)
-        flags = iter(seen)
-        for d in deliveries:
-            d.alerts = [(e, a) for e, a in d.alerts if next(flags) is None]
-        return [d for d in deliveries if d.alerts]
+                for r in routes
+            ]
+            items.append((alert, queued))
+            self.log.info(
+                "alert routed",
+                alert_id=alert.alert_id,
+                rule_id=alert.rule_id,
+                report_id=alert.report_id,
+                subscriptions=[q.subscription for q in queued if not q.silence],
+                silenced=[q.subscription for q in queued if q.silence],
+            )
+        counts = await self.outbox.accept(items, [e.id for e, _ in decoded], c.stream, c.group, now)
+        self.log.info("batch accepted", entries=len(batch), **counts, ms=round((time.time() - now) * 1000, 3))
+        for event in self._wake.values():
+            event.set()
 
-    async def _deliver(self, delivery: Delivery) -> bool:
-        alerts = [a for _, a in delivery.alerts]
-        message = self.renderer.render(alerts, delivery.channel.format)
+    # --- senders
+
+    async def _send_loop(self, channel: Channel) -> None:
+        wake = self._wake[channel.id]
+        poll = self.ctx.settings.poll_interval
+        log = self.log.bind(channel=channel.id)
+        while not self._stop.is_set():
+            try:
+                now = time.time()
+                due = await self.outbox.due(channel.id, now, 16)
+                if not due:
+                    upcoming = await self.outbox.next_due(channel.id)
+                    wait = poll if upcoming is None else min(poll, max(0.005, upcoming - now))
+                    wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), wait)
+                    continue
+                for delivery_id in due:
+                    if self._stop.is_set():
+                        break
+                    await self._send_one(channel, delivery_id)
+            except Exception as error:  # Redis down for a while: keep trying, never die silently
+                log.error("sender failed", error=redact(f"{type(error).__name__}: {error}"))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), poll)
+
+    async def _send_one(self, channel: Channel, delivery_id: str) -> None:
+        settings = self.ctx.settings
+        timeout = settings.notify_send_timeout
+        claimed = await self.outbox.claim(channel.id, delivery_id, time.time(), timeout * 1.5 + 1)
+        if claimed is None:
+            return  # another replica took it, or it is not due any more
         started = time.perf_counter()
-        error = None
-        try:
-            ok = await delivery.channel.send(message.title, message.body)
-        except Exception as exc:  # a plugin raising is a failed send, not a dead worker
-            ok, error = False, redact(f"{type(exc).__name__}: {exc}")
+        outcome, error = await self._attempt(channel, claimed)
+        retry_at: float | None = None
+        if outcome == "failed" and claimed.attempts >= settings.notify_max_attempts:
+            outcome = "dead"
+            error = f"{error} (gave up after {claimed.attempts} attempts)"
+        if outcome == "failed":
+            retry_at = time.time() + plan.backoff(
+                claimed.attempts, settings.notify_retry_base, settings.notify_retry_max
+            )
         ms = round((time.perf_counter() - started) * 1000, 3)
-        await self._record(delivery, ok, error)
-        log = self.log.info if ok else self.log.warning
+        await self.outbox.finish(
+            claimed, outcome, time.time(), error=error, retry_at=retry_at,
+            dead_stream=self.consumes.dead_stream, ms=ms,
+        )  # fmt: skip
+        alerts = claimed.alerts
+        log = self.log.info if outcome == "sent" else self.log.warning
         log(
-            "delivered" if ok else "delivery failed",
-            subscription=delivery.subscription.name,
-            channel=delivery.channel.id,
-            alert_ids=[a.alert_id for a in alerts],
+            {"sent": "delivered", "failed": "delivery failed", "dead": "delivery dead-lettered"}[outcome],
+            subscription=claimed.subscription,
+            channel=channel.id,
+            delivery=claimed.id,
+            attempt=claimed.attempts,
+            alert_ids=[a.alert_id for a in alerts][:50],
+            alerts=len(alerts),
             rule_ids=sorted({a.rule_id for a in alerts}),
-            report_ids=sorted({a.report_id for a in alerts}),
+            report_ids=sorted({a.report_id for a in alerts})[:50],
             error=error,
+            retry_in=round(retry_at - time.time(), 3) if retry_at else None,
             ms=ms,
         )
-        return ok
 
-    async def _record(self, delivery: Delivery, ok: bool, error: str | None) -> None:
-        settings = self.ctx.settings
-        now = datetime.now(UTC).isoformat()
-        async with self.ctx.redis.pipeline(transaction=True) as pipe:
-            for _, alert in delivery.alerts:
-                if ok:
-                    pipe.set(
-                        self._key(
-                            "delivered",
-                            alert.alert_id,
-                            delivery.subscription.name,
-                            delivery.channel.id,
-                        ),
-                        now,
-                        ex=int(settings.dedup_retention),
-                    )
-                pipe.xadd(
-                    self._key("deliveries"),
-                    {
-                        "alert_id": alert.alert_id,
-                        "rule_id": alert.rule_id,
-                        "report_id": alert.report_id,
-                        "subscription": delivery.subscription.name,
-                        "channel": delivery.channel.id,
-                        "outcome": "sent" if ok else "failed",
-                        "error": error or "",
-                        "at": now,
-                    },
-                    maxlen=100_000,
-                    approximate=True,
-                )
-            await pipe.execute()
+    async def _attempt(self, channel: Channel, claimed: Claimed) -> tuple[str, str | None]:
+        """Render and send once: ``(sent|failed|dead, error)``; dead means it can never work."""
+        limit = self.ctx.settings.notify_send_timeout
+        renderer = self.renderers.get(claimed.subscription)
+        if renderer is None:
+            return "dead", f"subscription {claimed.subscription!r} is no longer configured"
+        if not claimed.alerts:
+            return "dead", "the alerts of this message are gone (past the history retention)"
+        try:
+            message = renderer.render(claimed.alerts, channel.format)
+        except Exception as exc:
+            return "dead", redact(f"rendering failed: {type(exc).__name__}: {exc}")
+        try:
+            ok = await asyncio.wait_for(channel.send(message.title, message.body), limit)
+        except TimeoutError:
+            return "failed", f"no answer within {limit:g}s"
+        except Exception as exc:  # a plugin raising is a failed send, not a dead worker
+            return "failed", redact(f"{type(exc).__name__}: {exc}")
+        if not ok:
+            return "failed", "the channel refused the message or could not be reached"
+        return "sent", None

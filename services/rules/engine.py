@@ -539,6 +539,7 @@ def _alert(compiled: CompiledRule, facts: ReportFacts, outcome: Outcome, now: da
         url=report.url,
         dedup_key=_key(rule.id, rule.dedup, facts, matched),
         group_key=_key("", rule.group_by, facts, matched),
+        realert=rule.realert,
     )
 
 

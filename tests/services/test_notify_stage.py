@@ -5,15 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import redis
-from aiosmtpd.controller import Controller
 from pytest_httpserver import HTTPServer
 
 from schemas.alert import Alert
 from services.notify.stage import NotifyStage
 from services.rules.stage import RulesStage
-from services.server import free_port
 from services.settings import Settings
 from tests.fixtures.news_facts import EXPECTED_RULES, NEWS_REPORT
 from tests.pipeline import Receiver, run_burst, write_channels, write_subscriptions
@@ -100,24 +97,6 @@ async def test_a_failing_channel_does_not_resend_on_the_working_one(
 
     assert len(good.messages) == 1
     assert len(flaky.messages) == 1
-
-
-class _Mailbox:
-    def __init__(self) -> None:
-        self.messages: list[bytes] = []
-
-    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
-        self.messages.append(envelope.content)  # type: ignore[attr-defined]
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp() -> object:
-    box = _Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield controller, box
-    controller.stop()
 
 
 async def test_email_through_a_local_smtp_server_as_an_html_table(

@@ -1,0 +1,172 @@
+"""Silences: "do not send alerts matching this, until then, because ...", with an owner.
+
+A silence holds matchers (``rule_id=radio-telecom``, ``crossing=Dandong-Sinuiju``); an alert is
+silenced for a subscription when every matcher holds. Silenced alerts are recorded in the
+alert's history and counted per silence, never sent. Stored in one Redis hash, one JSON
+document per silence; matching is pure.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import redis.asyncio as aredis
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.alert import Alert
+from services.rules.textmatch import name_key
+
+MATCH_KEYS: dict[str, str] = {
+    "rule_id": "rule id",
+    "severity": "severity (info, low, medium, high, critical)",
+    "crossing": "crossing name (case and spacing blind)",
+    "report_id": "report id",
+    "source": "report source",
+    "tag": "one of the rule's tags",
+    "category": "a category of a matched item",
+    "hs": "an HS code prefix of a matched item",
+    "country": "origin or destination country",
+    "importer": "importer name (case and spacing blind)",
+    "subscription": "subscription name",
+}
+
+
+def text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Silence(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    matchers: dict[str, str] = Field(min_length=1)
+    created_by: str
+    reason: str
+    created_at: float
+    expires_at: float
+
+    def active(self, now: float) -> bool:
+        return self.created_at <= now < self.expires_at
+
+    def matches(self, alert: Alert, subscription: str) -> bool:
+        return all(_holds(key, value, alert, subscription) for key, value in self.matchers.items())
+
+
+def _holds(key: str, value: str, alert: Alert, subscription: str) -> bool:
+    want = value.strip()
+    if key == "rule_id":
+        return alert.rule_id == want
+    if key == "severity":
+        return alert.severity.value == want.lower()
+    if key == "crossing":
+        return alert.crossing is not None and name_key(alert.crossing) == name_key(want)
+    if key == "importer":
+        return alert.importer is not None and name_key(alert.importer) == name_key(want)
+    if key == "report_id":
+        return alert.report_id == want
+    if key == "source":
+        return alert.source == want
+    if key == "tag":
+        return want in alert.tags
+    if key == "category":
+        return any(want in item.categories for item in alert.matched_items)
+    if key == "hs":
+        prefix = want.replace(".", "")
+        return any(i.hs_code and i.hs_code.replace(".", "").startswith(prefix) for i in alert.matched_items)
+    if key == "country":
+        return want.upper() in (alert.origin_country, alert.destination_country)
+    if key == "subscription":
+        return subscription == want
+    return False
+
+
+def parse_matchers(pairs: Sequence[str]) -> dict[str, str]:
+    """``["rule_id=x", "crossing=Hunchun-Rason"]`` -> a dict; ValueError with the keys accepted."""
+    matchers: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not value.strip():
+            raise ValueError(f"{pair!r}: write KEY=VALUE, e.g. rule_id=radio-telecom")
+        if key not in MATCH_KEYS:
+            raise ValueError(f"{key!r} cannot be matched; use one of: {', '.join(MATCH_KEYS)}")
+        if key in matchers:
+            raise ValueError(f"{key!r} is given twice: a silence needs every matcher to hold")
+        matchers[key] = value.strip()
+    if not matchers:
+        raise ValueError("give at least one --match KEY=VALUE")
+    return matchers
+
+
+def first_match(silences: Sequence[Silence], alert: Alert, subscription: str, now: float) -> Silence | None:
+    return next((s for s in silences if s.active(now) and s.matches(alert, subscription)), None)
+
+
+class SilenceStore:
+    """Silences in Redis: ``<ns>:notify:silences`` (id -> JSON) and ``<ns>:notify:silenced`` (id -> count)."""
+
+    def __init__(self, redis: aredis.Redis, prefix: str) -> None:
+        self.redis = redis
+        self.key = f"{prefix}:notify:silences"
+        self.counts = f"{prefix}:notify:silenced"
+
+    async def add(
+        self, matchers: dict[str, str], seconds: float, by: str, reason: str, now: float
+    ) -> Silence:
+        silence = Silence(
+            id=f"s-{uuid.uuid4().hex[:10]}",
+            matchers=matchers,
+            created_by=by,
+            reason=reason,
+            created_at=now,
+            expires_at=now + seconds,
+        )
+        await self.redis.hset(self.key, silence.id, silence.model_dump_json())
+        return silence
+
+    async def all(self) -> list[Silence]:
+        raw = await self.redis.hgetall(self.key)
+        return sorted((Silence.model_validate_json(v) for v in raw.values()), key=lambda s: s.created_at)
+
+    async def active(self, now: float) -> list[Silence]:
+        return [s for s in await self.all() if s.active(now)]
+
+    async def expire(self, silence_id: str, now: float) -> Silence | None:
+        raw = await self.redis.hget(self.key, silence_id)
+        if raw is None:
+            return None
+        silence = Silence.model_validate_json(raw)
+        ended = silence.model_copy(update={"expires_at": min(silence.expires_at, now)})
+        await self.redis.hset(self.key, silence_id, ended.model_dump_json())
+        return ended
+
+    async def counted(self) -> dict[str, int]:
+        raw: dict[Any, Any] = await self.redis.hgetall(self.counts)
+        return {text(k): int(v) for k, v in raw.items()}
+
+    async def purge(self, now: float, keep: float) -> int:
+        """Forget silences that ended more than ``keep`` seconds ago."""
+        old = [s.id for s in await self.all() if s.expires_at + keep < now]
+        if old:
+            await self.redis.hdel(self.key, *old)
+            await self.redis.hdel(self.counts, *old)
+        return len(old)
+
+
+def describe(silence: Silence, count: int, now: float) -> dict[str, str]:
+    def when(ts: float) -> str:
+        return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+    return {
+        "id": silence.id,
+        "state": "active" if silence.active(now) else "expired",
+        "matchers": json.dumps(silence.matchers, ensure_ascii=False),
+        "by": silence.created_by,
+        "reason": silence.reason,
+        "until": when(silence.expires_at),
+        "silenced": str(count),
+    }

@@ -1,0 +1,313 @@
+"""Delivery you can trust, against real channels: retries, dead letters, grouping, digests,
+silences, re-alert windows, a slow channel beside a fast one, and a notifier killed mid-batch."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from click.testing import Result
+from pytest_httpserver import HTTPServer
+from typer.testing import CliRunner
+from werkzeug import Request, Response
+
+from schemas.alert import Alert, MatchedItem, Severity
+from services.cli import app as cli
+from services.logging import configure as configure_logging
+from services.notify.stage import NotifyStage
+from services.settings import Settings
+from tests.conftest import ROOT
+from tests.pipeline import Receiver, run_burst, write_channels, write_subscriptions
+
+FAST = {"notify_retry_base": 0.05, "notify_retry_max": 0.2, "notify_group_wait": 0.0}
+
+
+def make_alert(n: int, **overrides: Any) -> Alert:
+    fields: dict[str, Any] = {
+        "alert_id": f"a-{n:04d}", "rule_id": "unscr2397-machinery", "rule_version": "v1",
+        "severity": Severity.HIGH, "report_id": f"r-{n:04d}", "title": "Industrial machinery to the DPRK",
+        "summary": f"lathe {n}", "legal_basis": "UNSCR 2397 (2017) OP7", "created_at": datetime(2026, 3, 6, tzinfo=UTC),
+        "crossing": "Dandong-Sinuiju", "destination_country": "KP", "source": "test",
+        "matched_items": [MatchedItem(index=0, description=f"lathe {n}", hs_code="8458.11", categories=["machine-tools"])],
+        "dedup_key": f"unscr2397-machinery|r-{n:04d}", "group_key": f"r-{n:04d}",
+    }  # fmt: skip
+    return Alert.model_validate(fields | overrides)
+
+
+def publish(raw: redis.Redis, s: Settings, alerts: list[Alert]) -> None:
+    with raw.pipeline() as pipe:
+        for a in alerts:
+            pipe.xadd(s.streams.alerts, {"alert": a.model_dump_json()})
+        pipe.execute()
+
+
+def configure(
+    settings: Settings, tmp_path: Path, urls: list[tuple[str, str]], subs: str | None = None, **extra: Any
+) -> Settings:
+    return settings.model_copy(update={
+        "channels_file": write_channels(tmp_path / "channels.yaml", urls),
+        "subscriptions_file": write_subscriptions(tmp_path / "subscriptions.yaml", subs),
+        **FAST, **extra,
+    })  # fmt: skip
+
+
+def history(raw: redis.Redis, s: Settings, alert_id: str) -> list[dict[str, Any]]:
+    return [json.loads(e) for e in raw.lrange(s.streams.key("notify", "history", alert_id), 0, -1)]
+
+
+async def test_receiver_that_fails_then_recovers_gets_each_alert_once(
+    settings: Settings, raw_redis: redis.Redis, httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    receiver = Receiver(httpserver)
+    receiver.fail_next = 3
+    s = configure(settings, tmp_path, [(receiver.url, "hook")])
+    publish(raw_redis, s, [make_alert(1)])
+
+    await run_burst(s, lambda ctx: [NotifyStage(ctx)])
+
+    assert receiver.alert_ids() == ["a-0001"]
+    events = history(raw_redis, s, "a-0001")
+    assert [e["event"] for e in events] == ["queued", "failed", "failed", "failed", "sent"]
+    assert [e.get("attempt") for e in events[1:]] == [1, 2, 3, 4]
+    assert all("retry_at" in e for e in events[1:4])
+    assert raw_redis.xlen(s.streams.alerts_dead) == 0
+    assert raw_redis.xpending(s.streams.alerts, "notify")["pending"] == 0
+
+
+async def test_a_channel_that_never_recovers_is_dead_lettered_with_the_reason(
+    settings: Settings, raw_redis: redis.Redis, httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    receiver = Receiver(httpserver)
+    receiver.fail_next = 1_000
+    s = configure(settings, tmp_path, [(receiver.url, "hook")], notify_max_attempts=3)
+    publish(raw_redis, s, [make_alert(1)])
+
+    await run_burst(s, lambda ctx: [NotifyStage(ctx)])  # ends: nothing left but the dead
+
+    assert receiver.messages == []
+    (dead,) = raw_redis.xrange(s.streams.alerts_dead)
+    fields = dead[1]
+    assert json.loads(fields[b"alert"])["alert_id"] == "a-0001"
+    assert fields[b"dead.deliveries"] == b"3"
+    assert b"gave up after 3 attempts" in fields[b"dead.reason"]
+    assert fields[b"dead.subscription"] == b"team"
+    assert [e["event"] for e in history(raw_redis, s, "a-0001")][-1] == "dead"
+
+
+async def test_a_burst_of_200_alerts_is_one_grouped_message_and_one_digest_email(
+    settings: Settings, raw_redis: redis.Redis, httpserver: HTTPServer, tmp_path: Path, smtp: Any
+) -> None:
+    controller, box = smtp
+    receiver = Receiver(httpserver)
+    mail = f"mailto://127.0.0.1:{controller.port}?to=desk@example.org&from=tw@example.org&mode=insecure&format=html"
+    subs = (
+        "version: 1\nsubscriptions:\n"
+        "  - name: chat\n    channels: [hook]\n    group_by: [crossing]\n    group_wait: 2s\n"
+        "  - name: desk\n    channels: [mail]\n    mode: digest\n    digest_interval: 1s\n"
+    )
+    s = configure(settings, tmp_path, [(receiver.url, "hook"), (mail, "mail")], subs)
+    alerts = [make_alert(n) for n in range(200)]
+    publish(raw_redis, s, alerts)
+
+    await run_burst(s, lambda ctx: [NotifyStage(ctx)])
+
+    assert len(receiver.messages) == 1
+    assert sorted(receiver.alert_ids()) == sorted(a.alert_id for a in alerts)
+    assert receiver.messages[0]["title"] == "[HIGH] 200 alerts in 200 reports at Dandong-Sinuiju"
+    assert len(box.messages) == 1
+    email = box.messages[0].decode("utf-8", "replace")
+    assert "<table" in email
+    assert "r-0000" in email
+    assert "r-0199" in email
+
+
+async def test_silenced_alerts_are_recorded_and_counted_not_sent(
+    settings: Settings, raw_redis: redis.Redis, httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    receiver = Receiver(httpserver)
+    s = configure(settings, tmp_path, [(receiver.url, "hook")])
+    env = {
+        "TRADEWATCH_REDIS_URL": s.redis_url.get_secret_value() if s.redis_url else "",
+        "TRADEWATCH_NAMESPACE": s.namespace,
+    }
+    runner = CliRunner()
+
+    async def tw(*args: str) -> Result:
+        # The commands run their own event loop, as from a shell: give them a thread.
+        result = await asyncio.to_thread(runner.invoke, cli, list(args), env=env)
+        configure_logging()  # the command logged to the runner's stream, now closed
+        return result
+
+    added = await tw(*["silence", "add", "--match", "rule_id=unscr2397-machinery", "--match",
+                                "crossing=dandong sinuiju", "--for", "7d", "--by", "kim", "--reason", "known shipment"])  # fmt: skip
+    assert added.exit_code == 0, added.output
+    silence_id = added.output.strip()
+    publish(raw_redis, s, [make_alert(1), make_alert(2, crossing="Hunchun-Rason")])
+
+    await run_burst(s, lambda ctx: [NotifyStage(ctx)])
+
+    assert receiver.alert_ids() == ["a-0002"]
+    assert [e["event"] for e in history(raw_redis, s, "a-0001")] == ["silenced"]
+    listed = await tw("silence", "list")
+    assert silence_id in listed.output
+    assert "silenced 1" in listed.output
+    assert "by kim" in listed.output
+    assert (await tw("silence", "expire", silence_id)).exit_code == 0
+    assert "no active silences" in (await tw("silence", "list")).output
+    publish(raw_redis, s, [make_alert(3)])  # the silence is over: sent again
+    await run_burst(s, lambda ctx: [NotifyStage(ctx)])
+    assert receiver.alert_ids() == ["a-0002", "a-0003"]
+
+    shown = await tw("alerts", "show", "a-0002")
+    assert shown.exit_code == 0, shown.output
+    assert "queued" in shown.output
+    assert "sent" in shown.output
+    assert "team" in shown.output
+    listing = (await tw("alerts", "list")).output
+    assert "a-0001" in listing
+    assert "silenced 1" in listing
+    assert "a-0002" in listing
+    assert "sent 1" in listing
+    assert (await tw("alerts", "show", "a-nope")).exit_code == 1
+
+
+async def test_the_same_case_within_the_realert_window_is_sent_once(
+    settings: Settings, raw_redis: redis.Redis, httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    receiver = Receiver(httpserver)
+    s = configure(settings, tmp_path, [(receiver.url, "hook")])
+    case = {"dedup_key": "radio-telecom|importer=ryugyong", "realert": 3600.0}
+    publish(raw_redis, s, [make_alert(1, **case), make_alert(2, **case), make_alert(3)])
+
+    await run_burst(s, lambda ctx: [NotifyStage(ctx)])
+    publish(raw_redis, s, [make_alert(4, **case)])  # a later report of the same case
+    await run_burst(s, lambda ctx: [NotifyStage(ctx)])
+
+    assert sorted(receiver.alert_ids()) == ["a-0001", "a-0003"]
+    assert history(raw_redis, s, "a-0004")[0]["detail"] == "same case as a-0001"
+
+
+async def test_a_slow_channel_does_not_hold_up_a_fast_one(
+    settings: Settings, raw_redis: redis.Redis, httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    fast = Receiver(httpserver)
+    released = threading.Event()
+    slow_saw: list[bool] = []
+
+    def slow_handler(request: Request) -> Response:
+        # Holds the request until the fast channel has its message (or gives up after 30 s).
+        slow_saw.append(released.wait(30))
+        return Response("ok")
+
+    def fast_handler(request: Request) -> Response:
+        response = fast._handle(request)
+        released.set()
+        return response
+
+    httpserver.clear()
+    httpserver.expect_request("/hook", method="POST").respond_with_handler(fast_handler)
+    slow_server = HTTPServer(host="127.0.0.1", port=0)
+    slow_server.expect_request("/slow", method="POST").respond_with_handler(slow_handler)
+    slow_server.start()
+    try:
+        slow_url = f"json://127.0.0.1:{slow_server.port}/slow?rto=40"
+        # The slow channel is listed first: its message is due and taken first.
+        s = configure(settings, tmp_path, [(slow_url, "hook"), (fast.url, "hook")])
+        publish(raw_redis, s, [make_alert(1)])
+        await run_burst(s, lambda ctx: [NotifyStage(ctx)])
+    finally:
+        slow_server.stop()
+
+    assert fast.alert_ids() == ["a-0001"]
+    assert slow_saw == [True], "the slow channel's send was not overtaken by the fast channel's"
+
+
+async def test_a_notifier_killed_mid_batch_resends_nothing_it_recorded(
+    settings: Settings, raw_redis: redis.Redis, httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    arrived: list[str] = []
+    blocked = threading.Event()
+    killed = threading.Event()
+
+    def handler(request: Request) -> Response:
+        ids = [a["alert_id"] for a in json.loads(json.loads(request.get_data())["message"])["alerts"]]
+        if len(arrived) == 5 and not killed.is_set():
+            blocked.set()  # the sixth send is in flight: the worker is killed now
+            killed.wait(60)
+            return Response("too late", status=503)
+        arrived.extend(ids)
+        return Response("ok")
+
+    httpserver.expect_request("/hook", method="POST").respond_with_handler(handler)
+    s = configure(
+        settings, tmp_path, [(f"json://127.0.0.1:{httpserver.port}/hook", "hook")], notify_send_timeout=3.0
+    )
+    alerts = [make_alert(n) for n in range(20)]
+    publish(raw_redis, s, alerts)
+    env = {
+        **os.environ,
+        "TRADEWATCH_REDIS_URL": s.redis_url.get_secret_value() if s.redis_url else "",
+        "TRADEWATCH_NAMESPACE": s.namespace, "TRADEWATCH_DATA_DIR": str(tmp_path / "data"),
+        "TRADEWATCH_CHANNELS_FILE": str(s.channels_file), "TRADEWATCH_SUBSCRIPTIONS_FILE": str(s.subscriptions_file),
+        "TRADEWATCH_POLL_INTERVAL": "0.2", "TRADEWATCH_NOTIFY_GROUP_WAIT": "0s", "TRADEWATCH_NOTIFY_SEND_TIMEOUT": "3s",
+        "TRADEWATCH_LOG_FORMAT": "json",
+    }  # fmt: skip
+    with (tmp_path / "worker.log").open("w") as log:
+        command = [sys.executable, "-m", "services.cli", "worker", "notify"]
+        # A worker process to kill; the test's loop has nothing else to do meanwhile.
+        proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)  # noqa: ASYNC220
+    try:
+        assert blocked.wait(60), (tmp_path / "worker.log").read_text()[-3000:]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        killed.set()
+        if proc.poll() is None:
+            proc.kill()
+    before_restart = list(arrived)
+    assert len(before_restart) == 5
+    assert raw_redis.xpending(s.streams.alerts, "notify")["pending"] == 0  # all 20 were queued and acked
+
+    await run_burst(s, lambda ctx: [NotifyStage(ctx)])
+
+    assert sorted(arrived) == sorted(a.alert_id for a in alerts)  # nothing lost, nothing twice
+    assert arrived[:5] == before_restart
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    yield
+    configure_logging()  # the commands logged to the runner's stream, closed by now
+
+
+def test_notify_preview_renders_without_sending(
+    settings: Settings, tmp_path: Path, restore_logging: None
+) -> None:
+    alert_file = tmp_path / "alert.json"
+    alert_file.write_text(make_alert(7).model_dump_json())
+    subs = write_subscriptions(tmp_path / "subscriptions.yaml")
+    env = {
+        "TRADEWATCH_SUBSCRIPTIONS_FILE": str(subs),
+        "TRADEWATCH_CHANNELS_FILE": str(tmp_path / "absent.yaml"),
+    }
+    runner = CliRunner()
+    shown = runner.invoke(
+        cli, ["notify", "preview", str(alert_file), "--subscription", "team", "--format", "markdown"], env=env
+    )
+    assert shown.exit_code == 0, shown.output
+    assert "title: [HIGH] Industrial machinery to the DPRK at Dandong-Sinuiju (report r-0007)" in shown.output
+    assert "lathe 7 (HS `8458.11`)" in shown.output
+    unknown = runner.invoke(cli, ["notify", "preview", str(alert_file), "--subscription", "nobody"], env=env)
+    assert unknown.exit_code == 2
+    assert "no subscription 'nobody'" in unknown.output
