@@ -20,6 +20,8 @@ from schemas.report import ImportReport, ReportItem
 from schemas.rules import Amount, Count, ItemCondition, ReportCondition, Rule
 from services.rules.catalog import Catalog, Classification
 from services.rules.textmatch import TermMatcher, name_key, normalise
+from services.sanctions.index import ScreeningIndex
+from services.sanctions.matcher import PartyScreen, party_test
 
 
 class Rates:
@@ -52,6 +54,7 @@ class ReportFacts:
     items: tuple[ItemFacts, ...]
     text_words: frozenset[str]
     crossing: str
+    parties: PartyScreen | None = None
 
 
 @dataclass
@@ -262,6 +265,9 @@ class Compiler:
                 return None
 
             tests.append(total)
+        if cond.party is not None:
+            screen = party_test(cond.party)
+            tests.append(lambda f: None if (ev := screen(f.parties)) is None else Outcome(evidence=ev))
         return lambda f: _all_report(tests, f)
 
 
@@ -334,7 +340,7 @@ class RuleSet:
     version: str
     sources: tuple[str, ...] = ()
 
-    def facts(self, report: ImportReport) -> ReportFacts:
+    def facts(self, report: ImportReport, screening: ScreeningIndex | None = None) -> ReportFacts:
         items = []
         for index, item in enumerate(report.items):
             cls = self.catalog.classify(item.description, item.hs_code, item.condition, item.disassembled)
@@ -345,6 +351,7 @@ class RuleSet:
             items=tuple(items),
             text_words=self._words(report.text),
             crossing=normalise(report.crossing or ""),
+            parties=PartyScreen(screening, report) if screening is not None else None,
         )
 
     def _words(self, text: str | None) -> frozenset[str]:
@@ -426,12 +433,17 @@ class Verdict:
     suppressed_by: str | None = None
 
 
-def evaluate(report: ImportReport, ruleset: RuleSet, now: datetime) -> list[Alert]:
-    return [v.alert for v in explain(report, ruleset, now) if v.alert is not None]
+def evaluate(
+    report: ImportReport, ruleset: RuleSet, now: datetime, screening: ScreeningIndex | None = None
+) -> list[Alert]:
+    """``screening``: the loaded sanctions lists, for ``party:`` conditions (none: they never hold)."""
+    return [v.alert for v in explain(report, ruleset, now, screening) if v.alert is not None]
 
 
-def explain(report: ImportReport, ruleset: RuleSet, now: datetime) -> list[Verdict]:
-    facts = ruleset.facts(report)
+def explain(
+    report: ImportReport, ruleset: RuleSet, now: datetime, screening: ScreeningIndex | None = None
+) -> list[Verdict]:
+    facts = ruleset.facts(report, screening)
     verdicts = []
     for compiled in ruleset.rules:
         outcome = compiled.test(facts)

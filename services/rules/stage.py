@@ -17,6 +17,7 @@ from services.logging import get_logger
 from services.rules.engine import RuleSet, evaluate
 from services.rules.loader import load_from_settings
 from services.runtime import Consumes, Context
+from services.sanctions.store import ScreeningCache
 from services.wire import BadMessage, Entry, alert_fields, dead_letter_fields, decode_report
 
 
@@ -29,6 +30,7 @@ class RulesStage:
         self.consumes = Consumes(names.reports, RULES_GROUP, names.reports_dead)
         self.alerts_stream = names.alerts
         self.ruleset = ruleset
+        self.screening = ScreeningCache(ctx.redis, ctx.settings)
         self.log = get_logger(stage=self.name)
 
     async def start(self) -> None:
@@ -41,6 +43,7 @@ class RulesStage:
             files=list(self.ruleset.sources),
         )
         await self.ctx.redis.set(self.ctx.settings.streams.key("ruleset", "version"), self.ruleset.version)
+        await self.screening.current()
 
     async def stop(self) -> None:
         return None
@@ -52,12 +55,13 @@ class RulesStage:
         assert self.ruleset is not None
         settings = self.ctx.settings
         now = datetime.now(UTC)
+        screening = await self.screening.current()  # rebuilt only when a list version changed
         async with self.ctx.redis.pipeline(transaction=True) as pipe:
             for entry in batch:
                 started = time.perf_counter()
                 try:
                     report = decode_report(entry, settings.max_report_bytes)
-                    alerts = evaluate(report, self.ruleset, now)
+                    alerts = evaluate(report, self.ruleset, now, screening)
                 except BadMessage as error:
                     self._bury(pipe, entry, str(error))
                     continue
