@@ -1,6 +1,6 @@
 """The screening index: every listed name as a key, found by n-gram blocking, scored with rapidfuzz.
 
-A query never scans the list. Its key's character n-grams (trigrams; bigrams for Chinese and
+A query never scans the list. Its key's character n-grams (4-grams; bigrams for Chinese and
 Korean) are looked up in an inverted index, the rarest few that occur at all are counted, and
 only the ``candidates`` names sharing the most of them (plus exact key hits) are scored. The work
 per query is bounded by the number of n-grams used, the cap on posting lengths and the number of
@@ -21,19 +21,23 @@ from rapidfuzz import fuzz
 from services.sanctions.lists import ListedEntry
 from services.sanctions.normalise import compact, core, fold, is_cjk, key_tokens
 
+GRAM = 4
+"""n-gram length for Latin keys (2 for Chinese and Korean)."""
+
 RAREST_GRAMS = 10
 """n-grams of a query used for blocking (the rarest ones that occur in the index)."""
 
-MAX_POSTING = 5_000
+MAX_POSTING = 400
+"""n-grams in more names than this are too common to block on (``trad``, ``ship``): an absolute
+cap, so the work per query stays bounded however long the list grows."""
 
 MIN_CJK_IN_TEXT = 4
 """Chinese or Korean names shorter than this are not looked for inside longer text."""
-"""n-grams in more names than this are too common to block on (``korea``, ``ing``)."""
 
 
 def grams(text: str) -> set[str]:
-    """Character trigrams of a compact key (bigrams when it is in Chinese or Korean script)."""
-    size = 2 if text and is_cjk(text[0]) else 3
+    """Character n-grams of a compact key (``GRAM`` long; bigrams in Chinese or Korean script)."""
+    size = 2 if text and is_cjk(text[0]) else GRAM
     padded = f"^{text}$"
     if len(padded) <= size:
         return {padded}
@@ -76,6 +80,7 @@ class Match:
 class Search:
     matches: list[Match]
     comparisons: int
+    postings_read: int = 0
 
 
 def score_keys(q_spaced: str, q_compact: str, a_spaced: str, a_compact: str) -> float:
@@ -160,8 +165,10 @@ class ScreeningIndex:
             if (posting := self.postings.get(gram)) and len(posting) <= MAX_POSTING
         ]
         counts: Counter[int] = Counter()
-        for _, gram in heapq.nsmallest(RAREST_GRAMS, usable):
+        read = 0
+        for size, gram in heapq.nsmallest(RAREST_GRAMS, usable):
             counts.update(self.postings[gram])
+            read += size
         chosen.update(name_id for name_id, _ in counts.most_common(self.candidates))
         wanted = frozenset(lists) if lists else None
         best: dict[int, tuple[float, str]] = {}
@@ -175,4 +182,4 @@ class ScreeningIndex:
                 best[name.entry] = (score, name.written)
         matches = [Match(query, self.entries[e], alias, score) for e, (score, alias) in best.items()]
         matches.sort(key=lambda m: (-m.score, m.entry.reference))
-        return Search(matches, len(chosen))
+        return Search(matches, len(chosen), read)

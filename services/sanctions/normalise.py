@@ -166,8 +166,24 @@ def fold(text: str) -> str:
     return " ".join(joined)
 
 
+# Abbreviations written in registrations and manifests, spelled out.
+ABBREVIATIONS = {
+    "intl": "international",
+    "shpg": "shipping",
+    "mfg": "manufacturing",
+    "dev": "development",
+    "devt": "development",
+    "tech": "technology",
+    "engg": "engineering",
+    "equip": "equipment",
+    "mach": "machinery",
+}
+
+
 def strip_legal(tokens: list[str]) -> list[str]:
-    """Drop legal-form words and phrases; keep the name when nothing else is left."""
+    """Spell out abbreviations, drop legal-form words and phrases; keep the name when nothing
+    else is left."""
+    tokens = [ABBREVIATIONS.get(t, t) for t in tokens]
     text = " " + " ".join(tokens) + " "
     for phrase in _LEGAL_PHRASES:
         text = text.replace(f" {phrase} ", " ")
