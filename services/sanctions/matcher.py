@@ -150,6 +150,8 @@ class PartyScreen:
                 yield "text", name
 
     def found(self) -> list[PartyMatch]:
+        if self._found is None and not len(self.index):
+            self._found = []  # no lists loaded: nothing to look for
         if self._found is None:
             found: dict[tuple[PartyRole, str], PartyMatch] = {}
             for role, name in self.names():
