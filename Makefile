@@ -7,7 +7,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test lint fmt typecheck schemas compose-check clean
+.PHONY: setup run test lint fmt typecheck schemas compose-check clean eval eval-parties bench bench-screening
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -39,6 +39,18 @@ fmt: setup
 ## schemas: rewrite schemas/json/ from the pydantic models
 schemas: setup
 	$(BIN)/python -m schemas.export
+
+## eval: measured quality; each eval is its own script (eval-parties: party screening precision/recall)
+eval: eval-parties
+
+eval-parties: setup
+	$(BIN)/python benchmarks/eval_parties.py
+
+## bench: reproducible cost runs (bench-screening: screening cost per report, 1,000 vs 10,000 names)
+bench: bench-screening
+
+bench-screening: setup
+	$(BIN)/python benchmarks/screening.py
 
 ## compose-check: validate docker-compose.yml offline (docker compose config where a client has it)
 compose-check: setup

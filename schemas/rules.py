@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from schemas.alert import Severity
 from schemas.durations import Duration
 from schemas.report import Condition
+from schemas.sanctions import PartyCondition
 
 _HS_SELECTOR = re.compile(r"^(\d{2,10})(?:-(\d{2,10}))?$")
 
@@ -108,6 +109,7 @@ class ReportCondition(_Strict):
     crossing: list[str] | None = Field(default=None, min_length=1)
     source: list[str] | None = Field(default=None, min_length=1)
     total_value: Amount | None = None
+    party: PartyCondition | None = Field(default=None, description="a party matches a sanctions list")
 
     @field_validator("origin_country", "destination_country", mode="before")
     @classmethod

@@ -19,6 +19,7 @@ from services.clitools import fail, load_settings
 from services.ingest import commands as ingest_commands
 from services.notify import commands as notify_commands
 from services.rules import commands as rules_commands
+from services.sanctions import commands as sanctions_commands
 from services.yamlfile import ConfigError
 
 app = typer.Typer(
@@ -28,6 +29,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(rules_commands.app, name="rules")
+app.add_typer(sanctions_commands.app, name="sanctions")
 app.command("ingest")(ingest_commands.ingest)
 notify_commands.register(app)
 

@@ -115,6 +115,17 @@ class Settings(BaseSettings):
         default=1_000_000, ge=1_000, description="largest report accepted, in bytes of JSON"
     )
 
+    # --- sanctions
+    sanctions_min_score: float = Field(
+        default=0.85, gt=0, le=1, description="lowest score `sanctions screen` shows (rules set their own)"
+    )
+    sanctions_candidates: int = Field(
+        default=25, ge=1, le=1_000, description="listed names scored per screened name, after blocking"
+    )
+    sanctions_keep_replaced: Duration = Field(
+        default=600.0, gt=0, description="how long a replaced list version stays readable"
+    )
+
     # --- notify
     notify_group_wait: Duration = Field(
         default=1.0,

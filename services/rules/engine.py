@@ -22,6 +22,8 @@ from services.rules.catalog import Catalog, Classification
 from services.rules.index import Anchor, RuleIndex, word_key
 from services.rules.temporal import Pending, frequency_pending, new_term_pending
 from services.rules.textmatch import TermMatcher, name_key, normalise
+from services.sanctions.index import ScreeningIndex
+from services.sanctions.matcher import PartyScreen, party_test
 
 
 class Rates:
@@ -54,6 +56,7 @@ class ReportFacts:
     items: tuple[ItemFacts, ...]
     text_words: frozenset[str]
     crossing: str
+    parties: PartyScreen | None = None
 
 
 @dataclass
@@ -264,6 +267,9 @@ class Compiler:
                 return None
 
             tests.append(total)
+        if cond.party is not None:
+            screen = party_test(cond.party)
+            tests.append(lambda f: None if (ev := screen(f.parties)) is None else Outcome(evidence=ev))
         return lambda f: _all_report(tests, f)
 
 
@@ -341,7 +347,7 @@ class RuleSet:
         """The rules whose anchors the report shows, plus the unanchored ones, in rule order."""
         return [self.rules[i] for i in self.index.candidates(shown_anchors(facts))]
 
-    def facts(self, report: ImportReport) -> ReportFacts:
+    def facts(self, report: ImportReport, screening: ScreeningIndex | None = None) -> ReportFacts:
         items = []
         for index, item in enumerate(report.items):
             cls = self.catalog.classify(item.description, item.hs_code, item.condition, item.disassembled)
@@ -352,6 +358,7 @@ class RuleSet:
             items=tuple(items),
             text_words=self._words(report.text),
             crossing=normalise(report.crossing or ""),
+            parties=PartyScreen(screening, report) if screening is not None else None,
         )
 
     def _words(self, text: str | None) -> frozenset[str]:
@@ -449,16 +456,24 @@ class Verdict:
     pending: Pending | None = None
 
 
-def evaluate(report: ImportReport, ruleset: RuleSet, now: datetime) -> list[Alert]:
+def evaluate(
+    report: ImportReport, ruleset: RuleSet, now: datetime, screening: ScreeningIndex | None = None
+) -> list[Alert]:
     """The alerts that fire on this report alone; rules over time come back from ``explain``
-    as ``pending`` and fire only once their state is applied (``temporal.settle``)."""
-    return [v.alert for v in explain(report, ruleset, now) if v.alert is not None]
+    as ``pending`` and fire only once their state is applied (``temporal.settle``).
+    ``screening``: the loaded sanctions lists, for ``party:`` conditions (none: they never hold)."""
+    return [v.alert for v in explain(report, ruleset, now, screening) if v.alert is not None]
 
 
 def explain(
-    report: ImportReport, ruleset: RuleSet, now: datetime, *, use_index: bool = True
+    report: ImportReport,
+    ruleset: RuleSet,
+    now: datetime,
+    screening: ScreeningIndex | None = None,
+    *,
+    use_index: bool = True,
 ) -> list[Verdict]:
-    facts = ruleset.facts(report)
+    facts = ruleset.facts(report, screening)
     verdicts = []
     for compiled in ruleset.candidates(facts) if use_index else ruleset.rules:
         outcome = compiled.test(facts)

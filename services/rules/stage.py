@@ -28,6 +28,7 @@ from services.rules.loader import load_from_settings
 from services.rules.reload import Reloader
 from services.rules.temporal import Pending, settle
 from services.runtime import Consumes, Context
+from services.sanctions.store import ScreeningCache
 from services.wire import BadMessage, Entry, alert_fields, dead_letter_fields, decode_report
 
 
@@ -40,6 +41,7 @@ class RulesStage:
         self.consumes = Consumes(names.reports, RULES_GROUP, names.reports_dead)
         self.alerts_stream = names.alerts
         self.ruleset = ruleset
+        self.screening = ScreeningCache(ctx.redis, ctx.settings)
         self.log = get_logger(stage=self.name)
         self.reloader: Reloader | None = None
 
@@ -57,6 +59,7 @@ class RulesStage:
             files=list(self.ruleset.sources),
         )
         await self.ctx.redis.set(settings.streams.key("ruleset", "version"), self.ruleset.version)
+        await self.screening.current()
         if self.reloader is not None:
             self.reloader.start()
 
@@ -76,13 +79,14 @@ class RulesStage:
         assert ruleset is not None
         settings = self.ctx.settings
         now = datetime.now(UTC)
+        screening = await self.screening.current()  # rebuilt only when a list version changed
         done: list[tuple[Entry, ImportReport, list[Verdict], float]] = []
         buried: list[tuple[Entry, str]] = []
         for entry in batch:
             started = time.perf_counter()
             try:
                 report = decode_report(entry, settings.max_report_bytes)
-                verdicts = explain(report, ruleset, now)
+                verdicts = explain(report, ruleset, now, screening)
             except BadMessage as error:
                 buried.append((entry, str(error)))
                 continue

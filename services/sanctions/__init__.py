@@ -1,0 +1,1 @@
+"""Party screening: sanctions lists in Redis, names normalised and indexed, fuzzy matches."""

@@ -1,0 +1,78 @@
+"""Precision and recall of party screening on a labelled set of name variants."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict
+
+from services.sanctions.index import ScreeningIndex
+
+
+class Variant(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    expect: str | None
+    kind: Literal["variant", "near-miss", "unrelated"]
+
+
+class VariantSet(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    variants: list[Variant]
+
+
+def load_variants(path: Path) -> list[Variant]:
+    return VariantSet.model_validate(yaml.safe_load(path.read_text(encoding="utf-8"))).variants
+
+
+@dataclass
+class Scores:
+    true_positives: int = 0
+    false_positives: int = 0
+    false_negatives: int = 0
+    comparisons: int = 0
+    queries: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def precision(self) -> float:
+        found = self.true_positives + self.false_positives
+        return self.true_positives / found if found else 1.0
+
+    @property
+    def recall(self) -> float:
+        wanted = self.true_positives + self.false_negatives
+        return self.true_positives / wanted if wanted else 1.0
+
+
+def score_variants(
+    index: ScreeningIndex, variants: Sequence[Variant], min_score: float, lists: Sequence[str]
+) -> Scores:
+    """Every listed entry found for a name is a hit: the expected one is a true positive, any
+    other a false positive; an expected entry not found is a false negative."""
+    scores = Scores()
+    for variant in variants:
+        search = index.search(variant.name, min_score, lists)
+        scores.queries += 1
+        scores.comparisons += search.comparisons
+        found = {m.entry.reference: m for m in search.matches}
+        if variant.expect is not None:
+            if variant.expect in found:
+                scores.true_positives += 1
+            else:
+                scores.false_negatives += 1
+                scores.errors.append(f"missed    {variant.name!r} (expected {variant.expect})")
+        for reference, match in found.items():
+            if reference != variant.expect:
+                scores.false_positives += 1
+                scores.errors.append(
+                    f"wrong hit {variant.name!r} ({variant.kind}) -> {reference} {match.entry.name} "
+                    f"via {match.matched_alias!r}, score {match.score:.2f}"
+                )
+    return scores

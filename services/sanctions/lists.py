@@ -1,0 +1,304 @@
+"""Reading sanctions lists: the UN Security Council consolidated list (XML) and OpenSanctions CSV.
+
+Both readers stream their file (the XML with ``iterparse``, each record cleared once read) and
+yield :class:`ListedEntry` records; a file that is not what it claims to be is refused with a
+:class:`ListFileError` that says where and why, before anything is stored.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+from xml.etree.ElementTree import Element, ParseError
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import iterparse
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ListFileError(ValueError):
+    """The file cannot be read as the list format it was given as; the message says why."""
+
+
+class ListFormat(StrEnum):
+    UN_XML = "un-xml"
+    OPENSANCTIONS_CSV = "opensanctions-csv"
+
+
+class ListedEntry(BaseModel):
+    """One listed person or entity, as stored in Redis and shown in alerts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(description="the list's own record id (UN DATAID, OpenSanctions id)")
+    reference: str = Field(description="reference number (UN KPe.016), else the record id")
+    kind: Literal["entity", "person", "other"]
+    name: str
+    aliases: list[str] = Field(default_factory=list)
+    original_script: list[str] = Field(default_factory=list, description="names in their own script")
+    list_type: str | None = Field(default=None, description="UN_LIST_TYPE (DPRK) or programme ids")
+    listed_on: str | None = None
+    tags: list[str] = Field(default_factory=list, description="names a rule's `lists:` can select")
+
+    def names(self) -> list[str]:
+        """Every name to match against: the name, aliases, names in original script."""
+        seen: dict[str, None] = {}
+        for name in [self.name, *self.aliases, *self.original_script]:
+            if name.strip():
+                seen.setdefault(" ".join(name.split()), None)
+        return list(seen)
+
+
+class ListMeta(BaseModel):
+    """A loaded list: which file, of which date, which version."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    list: str
+    format: ListFormat
+    date: str = Field(description="the list's own date (UN dateGenerated; OpenSanctions latest change)")
+    version: str = Field(description="date and content digest: the same file gives the same version")
+    source: str
+    sha256: str
+    entries: int
+    loaded_at: str
+
+
+@dataclass
+class ParsedList:
+    date: str
+    sha256: str
+    entries: list[ListedEntry] = field(default_factory=list)
+
+    @property
+    def version(self) -> str:
+        return f"{self.date[:10]}-{self.sha256[:12]}"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.casefold()).strip("-")
+
+
+_PARENTHESIS = re.compile(r"\s*\(([^()]{1,40})\)\s*")
+
+
+def split_names(raw: str) -> list[str]:
+    """``DAEDONG CREDIT BANK (DCB)`` -> the name without the bracket, and ``DCB`` as its own alias."""
+    name = " ".join(raw.split()).strip(" \"'")
+    if not name:
+        return []
+    inner = [m.group(1).strip() for m in _PARENTHESIS.finditer(name)]
+    if not inner:
+        return [name]
+    bare = " ".join(_PARENTHESIS.sub(" ", name).split())
+    # A place in brackets belongs to the name: LEADER (HONG KONG) INTERNATIONAL.
+    acronyms = [i for i in inner if i.replace(".", "").isupper() and " " not in i]
+    return [n for n in (name, bare, *acronyms) if n]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def detect_format(path: Path) -> ListFormat:
+    suffix = path.suffix.casefold()
+    if suffix == ".xml":
+        return ListFormat.UN_XML
+    if suffix == ".csv":
+        return ListFormat.OPENSANCTIONS_CSV
+    raise ListFileError(
+        f"{path}: cannot tell the format from the name; give --format un-xml or opensanctions-csv"
+    )
+
+
+def read_list(path: Path, list_name: str, fmt: ListFormat | None = None) -> ParsedList:
+    fmt = fmt or detect_format(path)
+    if not path.is_file():
+        raise ListFileError(f"{path}: no such file")
+    if fmt is ListFormat.UN_XML:
+        return read_un_xml(path, list_name)
+    return read_opensanctions_csv(path, list_name)
+
+
+# ---------------------------------------------------------------- UN consolidated list (XML)
+
+_UN_RECORDS = {"INDIVIDUAL": "person", "ENTITY": "entity"}
+
+
+def _text(elem: Element, tag: str) -> str:
+    found = elem.find(tag)
+    return " ".join((found.text or "").split()) if found is not None else ""
+
+
+def _un_entry(elem: Element, list_name: str, position: int) -> ListedEntry:
+    kind = _UN_RECORDS[elem.tag]
+    dataid = _text(elem, "DATAID")
+    where = f"{elem.tag} record {position}" + (f" (DATAID {dataid})" if dataid else "")
+    if not dataid:
+        raise ListFileError(f"{where}: no DATAID")
+    parts = [_text(elem, t) for t in ("FIRST_NAME", "SECOND_NAME", "THIRD_NAME", "FOURTH_NAME")]
+    full = " ".join(p for p in parts if p)
+    if not full:
+        raise ListFileError(f"{where}: no name (FIRST_NAME to FOURTH_NAME are all empty)")
+    names = split_names(full)
+    aliases = names[1:]
+    for alias in elem.iter(f"{elem.tag}_ALIAS"):
+        for name in split_names(_text(alias, "ALIAS_NAME")):
+            if name not in aliases and name != names[0]:
+                aliases.append(name)
+    original = [n for n in split_names(_text(elem, "NAME_ORIGINAL_SCRIPT")) if n]
+    list_type = _text(elem, "UN_LIST_TYPE") or None
+    tags = [list_name] + ([f"un-{_slug(list_type)}"] if list_type else [])
+    return ListedEntry(
+        id=dataid,
+        reference=_text(elem, "REFERENCE_NUMBER") or dataid,
+        kind=kind,
+        name=names[0],
+        aliases=aliases,
+        original_script=original,
+        list_type=list_type,
+        listed_on=_text(elem, "LISTED_ON") or None,
+        tags=sorted(set(tags)),
+    )
+
+
+def iter_un_xml(path: Path, list_name: str) -> Iterator[ListedEntry | str]:
+    """The list's date (a str, first) then each record, read as a stream."""
+    position = 0
+    depth = 0
+    root_seen = False
+    try:
+        for event, elem in iterparse(str(path), events=("start", "end"), forbid_dtd=True):
+            if event == "start":
+                if not root_seen:
+                    root_seen = True
+                    if elem.tag != "CONSOLIDATED_LIST":
+                        raise ListFileError(
+                            f"{path}: the root element is <{elem.tag}>, not <CONSOLIDATED_LIST>: "
+                            "this is not the UN Security Council consolidated list"
+                        )
+                    generated = elem.get("dateGenerated", "").strip()
+                    if not re.match(r"\d{4}-\d{2}-\d{2}", generated):
+                        raise ListFileError(f"{path}: <CONSOLIDATED_LIST> has no dateGenerated date")
+                    yield generated
+                if elem.tag in _UN_RECORDS:
+                    depth += 1
+                continue
+            if elem.tag in _UN_RECORDS:
+                depth -= 1
+                if depth == 0:
+                    position += 1
+                    yield _un_entry(elem, list_name, position)
+                    elem.clear()
+    except ParseError as error:
+        line, column = getattr(error, "position", (0, 0))
+        raise ListFileError(f"{path}: not well-formed XML at line {line}, column {column}: {error}") from None
+    except DefusedXmlException as error:
+        raise ListFileError(f"{path}: refused: {error} (a list file has no DTD or entities)") from None
+    if not root_seen:
+        raise ListFileError(f"{path}: empty file")
+    if position == 0:
+        raise ListFileError(f"{path}: no INDIVIDUAL or ENTITY records: is this the UN consolidated list?")
+
+
+def read_un_xml(path: Path, list_name: str) -> ParsedList:
+    parsed = ParsedList(date="", sha256=_sha256(path))
+    for item in iter_un_xml(path, list_name):
+        if isinstance(item, str):
+            parsed.date = item
+        else:
+            parsed.entries.append(item)
+    return parsed
+
+
+# ---------------------------------------------------------------- OpenSanctions targets.simple.csv
+
+OPENSANCTIONS_COLUMNS = (
+    "id", "schema", "name", "aliases", "birth_date", "countries", "addresses", "identifiers",
+    "sanctions", "phones", "emails", "program_ids", "dataset", "first_seen", "last_seen", "last_change",
+)  # fmt: skip
+_REQUIRED = ("id", "schema", "name", "aliases")
+_KINDS = {"Person": "person", "Organization": "entity", "Company": "entity", "LegalEntity": "entity"}
+
+
+def _split(cell: str) -> list[str]:
+    return [part.strip() for part in cell.split(";") if part.strip()]
+
+
+def _latin(name: str) -> bool:
+    return all(c.isascii() or not c.isalpha() or "LATIN" in _uname(c) for c in name)
+
+
+def _uname(char: str) -> str:
+    import unicodedata
+
+    return unicodedata.name(char, "")
+
+
+def read_opensanctions_csv(path: Path, list_name: str) -> ParsedList:
+    parsed = ParsedList(date="", sha256=_sha256(path))
+    latest = ""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.DictReader(handle)
+            header = reader.fieldnames or []
+            missing = [c for c in _REQUIRED if c not in header]
+            if missing:
+                raise ListFileError(
+                    f"{path}: not an OpenSanctions targets.simple.csv: the header lacks {', '.join(missing)} "
+                    f"(found: {', '.join(header[:8]) or 'nothing'})"
+                )
+            for row in reader:
+                line = reader.line_num
+                if None in row or any(v is None for v in row.values()):
+                    raise ListFileError(
+                        f"{path}:{line}: the row has {'more' if None in row else 'fewer'} cells than the header"
+                    )
+                entry_id = (row["id"] or "").strip()
+                name = (row["name"] or "").strip()
+                if not entry_id or not name:
+                    raise ListFileError(f"{path}:{line}: a row needs an id and a name")
+                names = split_names(name)
+                aliases: list[str] = []
+                for alias in _split(row.get("aliases") or ""):
+                    for n in split_names(alias):
+                        if n not in aliases and n != names[0]:
+                            aliases.append(n)
+                aliases = [*names[1:], *aliases]
+                original = [a for a in aliases if not _latin(a)]
+                programs = _split(row.get("program_ids") or "")
+                datasets = _split(row.get("dataset") or "")
+                tags = {list_name, *(_slug(p) for p in programs)}
+                changed = (row.get("last_change") or row.get("last_seen") or "").strip()
+                latest = max(latest, changed)
+                parsed.entries.append(
+                    ListedEntry(
+                        id=entry_id,
+                        reference=entry_id,
+                        kind=_KINDS.get((row["schema"] or "").strip(), "other"),
+                        name=names[0],
+                        aliases=[a for a in aliases if a not in original],
+                        original_script=original,
+                        list_type=";".join(programs or datasets) or None,
+                        listed_on=(row.get("first_seen") or "")[:10] or None,
+                        tags=sorted(tags),
+                    )
+                )
+    except UnicodeDecodeError as error:
+        raise ListFileError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except csv.Error as error:
+        raise ListFileError(f"{path}: not readable as CSV: {error}") from None
+    if not parsed.entries:
+        raise ListFileError(f"{path}: no rows")
+    parsed.date = latest[:19] or "undated"
+    return parsed

@@ -1,0 +1,118 @@
+"""The ``party:`` condition in the pure engine: the screening index comes in as data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from schemas.report import ImportReport
+from services.rules.engine import evaluate
+from services.sanctions.index import ScreeningIndex
+from services.sanctions.lists import read_list
+from services.yamlfile import ConfigError
+from tests.unit.test_engine import NOW, ruleset_from
+from tests.unit.test_sanctions_match import SAMPLE_XML
+
+RULES = """
+version: 1
+rules:
+  - id: listed-party
+    title: Listed party
+    severity: critical
+    legal_basis: UNSCR 1718 (2006) paragraph 8(d)
+    when:
+      party: {lists: [un-dprk], min_score: 0.9}
+  - id: listed-importer-of-machinery
+    title: Listed importer of machinery
+    severity: critical
+    legal_basis: test
+    when:
+      all:
+        - item: {hs: ["84"]}
+        - party: {lists: [un-sc], min_score: 0.95, roles: [importer]}
+"""
+
+
+@pytest.fixture(scope="module")
+def index() -> ScreeningIndex:
+    return ScreeningIndex.build(read_list(SAMPLE_XML, "un-sc").entries)
+
+
+def report(**fields: object) -> ImportReport:
+    return ImportReport.model_validate({"report_id": "r1", "source": "test"} | fields)
+
+
+def test_a_listed_importer_fires_with_entry_reference_alias_and_score(
+    tmp_path: Path, index: ScreeningIndex
+) -> None:
+    ruleset = ruleset_from(tmp_path, RULES)
+    shipment = report(
+        importer="Ryonhwa Machinery J.V. Co., Ltd.", items=[{"description": "lathes", "hs_code": "8458.11"}]
+    )
+    alerts = {a.rule_id: a for a in evaluate(shipment, ruleset, NOW, index)}
+    assert set(alerts) == {"listed-party", "listed-importer-of-machinery"}
+    evidence = alerts["listed-party"].evidence
+    assert evidence == [
+        'importer "Ryonhwa Machinery J.V. Co., Ltd." matches KPe.016 KOREA RYONHA MACHINERY JOINT VENTURE '
+        'CORPORATION (DPRK, listed 2013-01-22): alias "Ryonhwa Machinery JV", score 1.00'
+    ]
+
+
+def test_names_in_the_text_and_the_exporter_are_screened(tmp_path: Path, index: ScreeningIndex) -> None:
+    ruleset = ruleset_from(tmp_path, RULES)
+    news = report(
+        exporter="Dandong Xinyuan Trading Co., Ltd.",
+        text="Lathes went to the Chong Chon Gang Shipping Co. yard; 据报道，朝鲜联合机械贸易会社也收到了机床。",
+    )
+    alerts = evaluate(news, ruleset, NOW, index)
+    assert [a.rule_id for a in alerts] == ["listed-party"]
+    evidence = " | ".join(alerts[0].evidence)
+    assert 'named in the text: "Chong Chon Gang Shipping Co" matches KPe.022' in evidence
+    assert 'alias "朝鲜联合机械贸易会社", score 1.00' in evidence
+    assert "Xinyuan" not in evidence
+
+
+def test_no_match_no_lists_or_another_regime_does_not_fire(tmp_path: Path, index: ScreeningIndex) -> None:
+    ruleset = ruleset_from(tmp_path, RULES)
+    assert evaluate(report(importer="Korea Ryongsong Machinery Corp", text="x"), ruleset, NOW, index) == []
+    assert (
+        evaluate(report(importer="Korea Ryonha Machinery JV", text="x"), ruleset, NOW) == []
+    )  # no index given
+    # Listed, but on another regime's part of the list: only the un-sc rule could see it, and it wants items.
+    assert evaluate(report(importer="Example Riverside Trading LLC", text="x"), ruleset, NOW, index) == []
+
+
+def test_min_score_decides(tmp_path: Path, index: ScreeningIndex) -> None:
+    ruleset = ruleset_from(tmp_path, RULES)
+    typo = report(importer="Ryonha Machinary Corp", items=[{"hs_code": "845811"}])
+    fired = {a.rule_id for a in evaluate(typo, ruleset, NOW, index)}
+    assert fired == {"listed-party"}  # about 0.94: above 0.9, below the second rule's 0.95
+
+
+@pytest.mark.parametrize(
+    ("condition", "message"),
+    [
+        ("{lists: [], min_score: 0.9}", "at least 1 item"),
+        ("{lists: [un-dprk], min_score: 1.5}", "less than or equal to 1"),
+        ("{lists: [un-dprk], roles: [consignee]}", "'importer', 'exporter' or 'text'"),
+        ("{lists: [un-dprk], fuzzy: true}", "unknown key 'fuzzy'"),
+    ],
+)
+def test_a_bad_party_condition_is_refused_with_file_and_line(
+    tmp_path: Path, condition: str, message: str
+) -> None:
+    rules = f"""
+version: 1
+rules:
+  - id: p
+    title: P
+    severity: high
+    legal_basis: x
+    when:
+      party: {condition}
+"""
+    with pytest.raises(ConfigError) as caught:
+        ruleset_from(tmp_path, rules)
+    assert message in str(caught.value)
+    assert "rules.yaml:" in str(caught.value)
