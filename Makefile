@@ -7,7 +7,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test lint fmt typecheck schemas compose-check clean
+.PHONY: setup run test lint fmt typecheck schemas compose-check clean eval
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -26,6 +26,10 @@ run: setup
 ## test: the whole suite (Redis from TRADEWATCH_TEST_REDIS_URL, else 127.0.0.1:6379, else embedded)
 test: setup
 	$(BIN)/pytest
+
+## eval: precision and recall of the item catalog on the labelled set (benchmarks/catalog_eval.py)
+eval: setup
+	$(BIN)/python -m benchmarks.catalog_eval
 
 lint: setup
 	$(BIN)/ruff check .
