@@ -157,20 +157,32 @@ class Catalog:
     def _goods(self, description: str, hits: list[Hit[TermRef]]) -> list[Hit[TermRef]]:
         """The good each listed part of a description names (hits carry original spans).
 
-        In a part, a good named before "for" beats one named after it (what it is for), then the
-        item with the more specific code ("band saw machines": a band saw, not a machine), then
-        the longer term, then the later one: the head noun comes last in all three languages
-        ("steel shelving" is shelving, 金属货架 a shelf).
+        Overlapping terms are already settled (the longest won). Among the rest of a part: a good
+        outside parentheses beats one inside ("flour (wheat)"), a good named before "for" or
+        "with" beats what it is for or comes with ("tractor w/ front loader", 拖拉机配旋耕机),
+        then the last one wins, as the head noun comes last in all three languages ("steel
+        shelving" is shelving, "maize drying machine" a machine, 金属货架 a shelf), unless it
+        is only a catch-all ("machine", HS 84) after a named good that is not everyday ("band
+        saw machines" are band saws).
         """
         bounds = [0, *(m.start() for m in _LIST_SEPARATOR.finditer(description)), len(description) + 1]
-        best: dict[int, tuple[tuple[bool, int, int, int], Hit[TermRef]]] = {}
+        parts: dict[int, list[tuple[tuple[bool, bool], Hit[TermRef]]]] = {}
         for hit in hits:
             part = next(i for i in range(len(bounds) - 1) if bounds[i] <= hit.start < bounds[i + 1])
-            purpose = _PURPOSE.search(description, bounds[part], hit.start)
-            rank = (purpose is None, len(self.items[hit.value.key].hs), hit.end - hit.start, hit.start)
-            if part not in best or rank > best[part][0]:
-                best[part] = (rank, hit)
-        return [best[k][1] for k in sorted(best)]
+            before = description[bounds[part] : hit.start]
+            in_parens = before.count("(") + before.count("（") > before.count(")") + before.count("）")
+            qualifier = _QUALIFIER.search(before) is not None
+            parts.setdefault(part, []).append(((not in_parens, not qualifier), hit))
+        goods = []
+        for part in sorted(parts):
+            tier = max(rank for rank, _ in parts[part])
+            ranked = [hit for rank, hit in parts[part] if rank == tier]
+            named = [
+                h for h in ranked if len(self.items[h.value.key].hs) > 2 and not self.is_everyday(h.value.key)
+            ]
+            last = ranked[-1]
+            goods.append(named[-1] if named and len(self.items[last.value.key].hs) == 2 else last)
+        return goods
 
     def mentions(self, text: str) -> list[Mention]:
         """Every item and marker named in ``text``, longest term first, spans in ``text`` itself."""
@@ -280,8 +292,11 @@ class Catalog:
 _LIST_SEPARATOR = re.compile(
     r"\s*(?:[,;，；、&+]|\band\b|\bplus\b|\bas well as\b|以及|和|及|与|및)\s*", re.IGNORECASE
 )
-# Where an English description turns to what a good is for: "radar for fishing boats".
-_PURPOSE = re.compile(r"\b(?:for|used in|used on|to be used)\b", re.IGNORECASE)
+# Where a description turns to what a good is for or comes with: "radar for fishing boats",
+# "tractor with front loader", 拖拉机配旋耕机 (配: fitted with; 配件 are parts).
+_QUALIFIER = re.compile(
+    r"\b(?:for|with|w/|used in|used on|to be used)(?:\b|(?<=/))|配(?!件|套)", re.IGNORECASE
+)
 
 
 def variants(lang: Lang, term: str) -> list[str]:
