@@ -7,7 +7,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test lint fmt typecheck schemas compose-check clean eval eval-parties bench bench-screening
+.PHONY: setup run test lint fmt typecheck schemas compose-check clean eval eval-items eval-parties bench bench-screening
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -27,6 +27,10 @@ run: setup
 test: setup
 	$(BIN)/pytest
 
+## eval-items: precision and recall of the item catalog on the labelled set (benchmarks/catalog_eval.py)
+eval-items: setup
+	$(BIN)/python -m benchmarks.catalog_eval
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -40,8 +44,8 @@ fmt: setup
 schemas: setup
 	$(BIN)/python -m schemas.export
 
-## eval: measured quality; each eval is its own script (eval-parties: party screening precision/recall)
-eval: eval-parties
+## eval: measured quality; each eval is its own script (items: the catalog; parties: screening)
+eval: eval-items eval-parties
 
 eval-parties: setup
 	$(BIN)/python benchmarks/eval_parties.py

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from schemas.report import Condition
-from services.rules.textmatch import Hit, TermMatcher, english_plurals, normalise
+from services.rules.textmatch import Hit, TermMatcher, english_variants, fold, fold_key, longest_first
 from services.yamlfile import ConfigError, Document, Problem, load
 
 Lang = Literal["en", "zh", "ko"]
@@ -56,9 +57,19 @@ class Marker(Terms):
 class CatalogFile(_Strict):
     version: Literal[1] = 1
     categories: dict[str, str] = Field(min_length=1, description="id -> title")
+    everyday: list[str] = Field(
+        default_factory=list,
+        description="categories of goods never notable on their own: when a description names one "
+        "of these and another good, the other good decides the HS code",
+    )
     hs: dict[str, list[str]] = Field(description="HS prefix -> categories it implies")
     items: list[CatalogItem] = Field(min_length=1)
     markers: dict[MarkerName, Marker] = Field(default_factory=dict)
+    ignore: Terms = Field(
+        default_factory=Terms,
+        description="phrases that name nothing but contain a shorter term: 'used for' (not the "
+        "marker 'used'), 홍콩 (not 콩, soybeans); the longer phrase wins and is dropped",
+    )
 
     @field_validator("hs", mode="before")
     @classmethod
@@ -76,7 +87,7 @@ class CatalogFile(_Strict):
 
 @dataclass(frozen=True, slots=True)
 class TermRef:
-    kind: Literal["item", "marker"]
+    kind: Literal["item", "marker", "ignore"]
     key: str
     lang: Lang
     term: str
@@ -121,7 +132,8 @@ class Catalog:
             refs += _expand("item", item.id, item)
         for name, marker in self.file.markers.items():
             refs += _expand("marker", name, marker)
-        self.matcher = TermMatcher(refs)
+        refs += _expand("ignore", "", self.file.ignore)
+        self.matcher = TermMatcher(refs, key=fold_key)
 
     @property
     def categories(self) -> dict[str, str]:
@@ -133,9 +145,76 @@ class Catalog:
             found.update(self.file.hs.get(code[:length], ()))
         return found
 
+    def item_categories(self, item_id: str) -> set[str]:
+        """An item's own categories and those of every prefix of its HS code."""
+        item = self.items[item_id]
+        return set(item.categories) | self.hs_categories(item.hs)
+
+    def is_everyday(self, item_id: str) -> bool:
+        cats = self.item_categories(item_id)
+        return bool(cats) and cats <= set(self.file.everyday)
+
+    def _goods(self, description: str, hits: list[Hit[TermRef]]) -> list[Hit[TermRef]]:
+        """The good each listed part of a description names (hits carry original spans).
+
+        Overlapping terms are already settled (the longest won). Among the rest of a part: a good
+        outside parentheses beats one inside ("flour (wheat)"), a good named before "for" or
+        "with" beats what it is for or comes with ("tractor w/ front loader", 拖拉机配旋耕机),
+        then the last one wins, as the head noun comes last in all three languages ("steel
+        shelving" is shelving, "maize drying machine" a machine, 金属货架 a shelf), unless it
+        is only a catch-all ("machine", HS 84) after a named good that is not everyday ("band
+        saw machines" are band saws).
+        """
+        bounds = [0, *(m.start() for m in _LIST_SEPARATOR.finditer(description)), len(description) + 1]
+        parts: dict[int, list[tuple[tuple[bool, bool], Hit[TermRef]]]] = {}
+        for hit in hits:
+            part = next(i for i in range(len(bounds) - 1) if bounds[i] <= hit.start < bounds[i + 1])
+            before = description[bounds[part] : hit.start]
+            in_parens = before.count("(") + before.count("（") > before.count(")") + before.count("）")
+            qualifier = _QUALIFIER.search(before) is not None
+            parts.setdefault(part, []).append(((not in_parens, not qualifier), hit))
+        goods = []
+        for part in sorted(parts):
+            tier = max(rank for rank, _ in parts[part])
+            ranked = [hit for rank, hit in parts[part] if rank == tier]
+            named = [
+                h for h in ranked if len(self.items[h.value.key].hs) > 2 and not self.is_everyday(h.value.key)
+            ]
+            last = ranked[-1]
+            goods.append(named[-1] if named and len(self.items[last.value.key].hs) == 2 else last)
+        return goods
+
     def mentions(self, text: str) -> list[Mention]:
-        norm = normalise(text)
-        return [_mention(hit) for hit in self.matcher.find(norm)]
+        """Every item and marker named in ``text``, longest term first, spans in ``text`` itself."""
+        return [_mention(hit) for hit in self._hits(text)]
+
+    def _hits(self, text: str) -> list[Hit[TermRef]]:
+        """Item and marker hits, spans in ``text``; ignored phrases shadow both.
+
+        Items and markers are chosen apart, so a marker never hides a good or the other way
+        round: 二手货车 is 二手 (used) and 货车 (truck), though 二手货 is a marker too.
+        """
+        folded = fold(text)
+        found = self.matcher.find_all(folded.text)
+        chosen: dict[str, list[Hit[TermRef]]] = {}
+        for kind in ("item", "marker"):
+            chosen[kind] = [
+                hit
+                for hit in longest_first(h for h in found if h.value.kind in (kind, "ignore"))
+                if hit.value.kind == kind
+            ]
+        # An item word inside a longer marker phrase is the marker's ("ship" in "ship repair yard").
+        items = [
+            hit
+            for hit in chosen["item"]
+            if not any(
+                m.start <= hit.start and hit.end <= m.end and m.end - m.start > hit.end - hit.start
+                for m in chosen["marker"]
+            )
+        ]
+        out = [Hit(*folded.span(h.start, h.end), h.term, h.value) for h in items + chosen["marker"]]
+        out.sort(key=lambda h: (h.start, h.end))
+        return out
 
     def classify(
         self,
@@ -149,31 +228,42 @@ class Catalog:
         item_hits: list[Hit[TermRef]] = []
         markers: dict[str, str] = {}
         if description:
-            for hit in self.matcher.find(normalise(description)):
+            for hit in self._hits(description):
                 if hit.value.kind == "item":
                     item_hits.append(hit)
-                else:
+                elif hit.value.kind == "marker":
                     markers.setdefault(hit.value.key, hit.value.term)
         code, source = hs_code, ("declared" if hs_code else None)
         if hs_code:
             cats = self.hs_categories(hs_code)
             categories |= cats
             evidence.append(f"HS {hs_code} declared" + (f" ({', '.join(sorted(cats))})" if cats else ""))
-        best = max(item_hits, key=lambda h: (h.end - h.start, -h.start), default=None)
         item_ids = tuple(dict.fromkeys(h.value.key for h in item_hits))
+        # Within one good the most specific term decides: "painting machines for ship hulls" is a
+        # painting machine, not a ship (see _goods). A description that lists goods ("tractors and
+        # seeders", "大米、拖拉机") names each: the first listed decides the code, unless it is
+        # everyday (food, clothing...) and a later one is not; every listed good that is not
+        # everyday adds its categories ("harvesters for wheat and rice" is no food shipment).
+        goods = self._goods(description or "", item_hits)
+        best = max(goods, key=lambda h: (not self.is_everyday(h.value.key), -h.start), default=None)
+        for hit in goods:
+            if hit is best or not self.is_everyday(hit.value.key):
+                categories |= self.item_categories(hit.value.key)
         if best is not None:
-            # The most specific term decides: "painting machines for ship hulls" is a painting
-            # machine, not a ship. Other items named are kept as evidence only.
             item = self.items[best.value.key]
-            categories |= set(item.categories) | self.hs_categories(item.hs)
             if code is None:
                 code, source = item.hs, "catalog"
             evidence.append(
                 f'"{best.value.term}" ({best.value.lang}) in description -> {item.id}, HS {item.hs}'
             )
-        others = [
-            h.value.key for h in item_hits if h is not best and h.value.key != (best and best.value.key)
-        ]
+        for hit in goods:
+            if hit is not best and (best is None or hit.value.key != best.value.key):
+                item = self.items[hit.value.key]
+                evidence.append(
+                    f'"{hit.value.term}" ({hit.value.lang}) in description also lists {item.id}, HS {item.hs}'
+                )
+        listed = {h.value.key for h in goods}
+        others = [h.value.key for h in item_hits if h.value.key not in listed]
         if others:
             evidence.append(f"description also names: {', '.join(dict.fromkeys(others))}")
         for name, term in markers.items():
@@ -197,16 +287,33 @@ class Catalog:
         )
 
 
-def _expand(kind: Literal["item", "marker"], key: str, terms: Terms) -> list[tuple[str, TermRef]]:
+# Where a description lists separate goods: commas, semicolons, "and", "+", Chinese 、和 及 与,
+# Korean 및. Korean particles 와/과 are not split on: they are also inside words.
+_LIST_SEPARATOR = re.compile(
+    r"\s*(?:[,;，；、&+]|\band\b|\bplus\b|\bas well as\b|以及|和|及|与|및)\s*", re.IGNORECASE
+)
+# Where a description turns to what a good is for or comes with: "radar for fishing boats",
+# "tractor with front loader", 拖拉机配旋耕机 (配: fitted with; 配件 are parts).
+_QUALIFIER = re.compile(
+    r"\b(?:for|with|w/|used in|used on|to be used)(?:\b|(?<=/))|配(?!件|套)", re.IGNORECASE
+)
+
+
+def variants(lang: Lang, term: str) -> list[str]:
+    """The forms of a catalog term looked for: English spellings and plurals; CJK as written."""
+    return english_variants(term) if lang == "en" else [term]
+
+
+def _expand(kind: Literal["item", "marker", "ignore"], key: str, terms: Terms) -> list[tuple[str, TermRef]]:
     refs = []
     for lang, term in terms.all():
-        variants = [term, *english_plurals(normalise(term))] if lang == "en" else [term]
-        refs += [(variant, TermRef(kind, key, lang, term)) for variant in variants]
+        refs += [(variant, TermRef(kind, key, lang, term)) for variant in variants(lang, term)]
     return refs
 
 
 def _mention(hit: Hit[TermRef]) -> Mention:
     ref = hit.value
+    assert ref.kind != "ignore"
     return Mention(ref.kind, ref.key, ref.term, ref.lang, hit.start, hit.end)
 
 
@@ -238,16 +345,27 @@ def _check(doc: Document, parsed: CatalogFile) -> list[Problem]:
         if not any(True for _ in item.all()):
             problems.append(Problem(doc.file, doc.line_of(loc), f"item {item.id!r} has no terms"))
         for lang, term in item.all():
-            key = normalise(term).strip()
-            if key in owner and owner[key][0] != item.id:
+            line = doc.line_of((*loc, lang))
+            keys = [fold_key(v) for v in variants(lang, term)]
+            clash = next((k for k in keys if k in owner and owner[k][0] != item.id), None)
+            if clash is not None:
                 problems.append(Problem(
-                    doc.file, doc.line_of((*loc, lang)),
-                    f"term {term!r} of {item.id!r} already names {owner[key][0]!r} (line {owner[key][1]})",
+                    doc.file, line,
+                    f"term {term!r} of {item.id!r} already names {owner[clash][0]!r} (line {owner[clash][1]})",
                 ))  # fmt: skip
-            owner.setdefault(key, (item.id, doc.line_of((*loc, lang))))
+            for k in keys:
+                owner.setdefault(k, (item.id, line))
     for name, marker in parsed.markers.items():
         if marker.adds_category:
             unknown([marker.adds_category], ("markers", name))
+    unknown(parsed.everyday, ("everyday",))
+    for lang, term in parsed.ignore.all():
+        k = fold_key(term)
+        if k in owner:
+            problems.append(Problem(
+                doc.file, doc.line_of(("ignore", lang)),
+                f"ignored phrase {term!r} is a term of {owner[k][0]!r} (line {owner[k][1]})",
+            ))  # fmt: skip
     return problems
 
 

@@ -4,13 +4,21 @@ One Aho-Corasick automaton per term set: the cost of a search grows with the tex
 number of terms. Latin-script terms match at word boundaries only (``lathe`` is not in
 ``lathered``); Chinese and Korean terms match anywhere (no spaces between words, and Korean
 particles attach to the noun: 트랙터를).
+
+Two ways in:
+
+- ``normalise`` + ``TermMatcher.find``/``find_all``: text and terms NFKC-normalised, case-folded,
+  hyphens and runs of spaces as one space. Spans are in the normalised text.
+- ``fold`` + ``TermMatcher.search``: the same, and spaces between two CJK characters dropped too,
+  so ``곡물 건조기`` and ``곡물건조기`` are one term (Korean spacing varies from writer to writer).
+  Spans are mapped back to the original text. Build the matcher with ``key=fold_key`` for this.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -19,6 +27,7 @@ import ahocorasick
 T = TypeVar("T")
 
 _SEPARATORS = re.compile(r"[\s\-_/·]+")
+_SEPARATOR_CHARS = re.compile(r"[\s\-_/·]")
 
 
 def normalise(text: str) -> str:
@@ -42,19 +51,157 @@ def _is_cjk(char: str) -> bool:
         or 0x3400 <= code <= 0x9FFF  # CJK ideographs
         or 0xAC00 <= code <= 0xD7AF  # Hangul syllables
         or 0x1100 <= code <= 0x11FF  # Hangul jamo
+        or 0x3130 <= code <= 0x318F  # Hangul compatibility jamo
         or 0xF900 <= code <= 0xFAFF
     )
+
+
+def _joins(left: str, right: str) -> bool:
+    return (_is_cjk(left) and (_is_cjk(right) or right.isalnum())) or (_is_cjk(right) and left.isalnum())
+
+
+def _continues_cluster(char: str) -> bool:
+    """A combining mark or a Hangul vowel/final jamo: NFKC may merge it into the character before."""
+    return unicodedata.combining(char) != 0 or 0x1160 <= ord(char) <= 0x11FF
+
+
+@dataclass(frozen=True, slots=True)
+class Folded:
+    """Text folded for matching, with the span in the original text of every folded character."""
+
+    text: str
+    starts: tuple[int, ...]
+    ends: tuple[int, ...]
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """The original-text span of folded ``text[start:end]``."""
+        return self.starts[start], self.ends[end - 1]
+
+
+def fold(text: str) -> Folded:
+    """NFKC, case-folded, separators as one space, no space between two CJK characters.
+
+    ``fold("X-Ray 기계").text == "x ray 기계"``; ``fold("곡물 건조기").text == "곡물건조기"``.
+    """
+    out: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    i, n = 0, len(text)
+    while i < n:
+        j = i + 1
+        while j < n and _continues_cluster(text[j]):
+            j += 1
+        piece = unicodedata.normalize("NFKC", text[i:j]).casefold()
+        for char in piece:
+            if _SEPARATOR_CHARS.match(char):
+                if out and out[-1] == " ":
+                    ends[-1] = j
+                    continue
+                char = " "
+            out.append(char)
+            starts.append(i)
+            ends.append(j)
+        i = j
+    # Drop a single space beside a CJK character when the other side is a letter, a digit or CJK:
+    # Korean spacing is free and Chinese has none (곡물 건조기 = 곡물건조기, CNC 선반 = CNC선반).
+    keep = [
+        not (c == " " and 0 < k < len(out) - 1 and _joins(out[k - 1], out[k + 1])) for k, c in enumerate(out)
+    ]
+    return Folded(
+        "".join(c for c, ok in zip(out, keep, strict=True) if ok),
+        tuple(s for s, ok in zip(starts, keep, strict=True) if ok),
+        tuple(e for e, ok in zip(ends, keep, strict=True) if ok),
+    )
+
+
+def fold_key(term: str) -> str:
+    """A term as ``fold`` writes it: the key to build a matcher for ``TermMatcher.search``."""
+    return fold(term).text.strip()
 
 
 def english_plurals(term: str) -> list[str]:
     """``machine`` -> ``machines``; ``press`` -> ``presses``; ``assembly`` -> ``assemblies``."""
     if not term or not term[-1].isalpha() or not term.isascii():
         return []
+    if term.endswith("fe"):
+        return [term[:-2] + "ves", term + "s"]
     if term.endswith(("s", "x", "z", "ch", "sh")):
         return [term + "es"]
     if term.endswith("y") and len(term) > 1 and term[-2] not in "aeiou":
         return [term[:-1] + "ies"]
     return [term + "s"]
+
+
+# British and American spellings, and spellings traders use, word by word (both directions).
+_SPELLINGS: tuple[tuple[str, str], ...] = (
+    ("mould", "mold"),
+    ("moulding", "molding"),
+    ("moulder", "molder"),
+    ("moulded", "molded"),
+    ("dryer", "drier"),
+    ("aluminium", "aluminum"),
+    ("centre", "center"),
+    ("jewellery", "jewelry"),
+    ("tyre", "tire"),
+    ("colour", "color"),
+    ("fibre", "fiber"),
+    ("metre", "meter"),
+    ("litre", "liter"),
+    ("grey", "gray"),
+    ("sulphur", "sulfur"),
+    ("plough", "plow"),
+    ("analyser", "analyzer"),
+    ("fertiliser", "fertilizer"),
+    ("sterilizer", "steriliser"),
+    ("programme", "program"),
+    ("whisky", "whiskey"),
+)
+_SPELLING_OF: dict[str, tuple[str, ...]] = {}
+for _a, _b in _SPELLINGS:
+    _SPELLING_OF[_a] = (*_SPELLING_OF.get(_a, ()), _b)
+    _SPELLING_OF[_b] = (*_SPELLING_OF.get(_b, ()), _a)
+
+
+def english_variants(term: str) -> list[str]:
+    """Every way a trader may write an English (Latin-script) term, plurals included.
+
+    Spellings word by word (``injection moulding machine`` -> ``... molding ...``), adjacent
+    words of a term of up to four words written as one (``x ray machine`` -> ``xray machine``,
+    ``water jet`` -> ``waterjet``), ``parts for X`` beside ``X parts``, and the plural of the last
+    word of each. The term itself comes first.
+    """
+    base = normalise(term).strip()
+    if not base:
+        return []
+    words = base.split(" ")
+    spelled: list[list[str]] = [[w, *_SPELLING_OF.get(w, ())] for w in words]
+    forms: list[str] = [""]
+    for choices in spelled:
+        forms = [f"{f} {c}".strip() for f in forms for c in choices]
+    if 2 <= len(words) <= 4:
+        # Any run of adjacent words written as one: x ray machine -> xray machine, xraymachine.
+        joined: list[str] = []
+        for form in forms:
+            parts = form.split(" ")
+            for mask in range(1, 2 ** (len(parts) - 1)):
+                out_form = parts[0]
+                for i, part in enumerate(parts[1:]):
+                    out_form += ("" if mask >> i & 1 else " ") + part
+                joined.append(out_form)
+        forms += joined
+    if len(words) >= 2 and words[-1] == "parts":
+        # "tractor parts" is also written "parts for tractors", "spare parts of tractor".
+        head = words[:-2] if words[-2] == "spare" else words[:-1]
+        if head:
+            goods = " ".join(head)
+            for noun in [goods, *english_plurals(goods)]:
+                forms += [f"{p} {w} {noun}" for p in ("parts", "spare parts") for w in ("for", "of")]
+    out: list[str] = []
+    for form in forms:
+        out.append(form)
+        if not form.startswith(("parts ", "spare parts ")):
+            out += english_plurals(form)
+    return list(dict.fromkeys(out))
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,19 +213,26 @@ class Hit(Generic[T]):
 
 
 class TermMatcher(Generic[T]):
-    """Terms (already normalised) to values; ``find`` returns the leftmost-longest hits."""
+    """Terms to values; ``find`` returns the leftmost-longest hits.
 
-    def __init__(self, terms: Iterable[tuple[str, T]]) -> None:
+    ``key`` turns a term into the form looked for: ``normalise`` (the default) for text passed
+    through ``normalise``, ``fold_key`` for ``search``.
+    """
+
+    def __init__(
+        self, terms: Iterable[tuple[str, T]], key: Callable[[str], str] = lambda t: normalise(t).strip()
+    ) -> None:
         self._automaton = ahocorasick.Automaton()
         self.size = 0
         for term, value in terms:
-            key = normalise(term).strip()
-            if not key:
+            k = key(term)
+            if not k:
                 continue
-            existing = self._automaton.get(key, None)
+            existing = self._automaton.get(k, None)
             values = existing[1] if existing else []
-            values.append(value)
-            self._automaton.add_word(key, (key, values))
+            if value not in values:
+                values.append(value)
+            self._automaton.add_word(k, (k, values))
             self.size += 1
         if self.size:
             self._automaton.make_automaton()
@@ -101,12 +255,26 @@ class TermMatcher(Generic[T]):
 
     def find(self, normalised_text: str) -> list[Hit[T]]:
         """Non-overlapping hits, longer terms first: ``CNC cutting machine`` over ``cutting machine``."""
-        chosen: list[Hit[T]] = []
-        taken: list[tuple[int, int]] = []
-        for hit in sorted(self.find_all(normalised_text), key=lambda h: (h.start - h.end, h.start)):
-            if any(hit.start < e and s < hit.end for s, e in taken):
-                continue
-            chosen.append(hit)
-            taken.append((hit.start, hit.end))
-        chosen.sort(key=lambda h: h.start)
-        return chosen
+        return longest_first(self.find_all(normalised_text))
+
+    def search(self, text: str) -> list[Hit[T]]:
+        """``find`` on raw text folded with ``fold``; spans are in ``text`` itself."""
+        folded = fold(text)
+        out: list[Hit[T]] = []
+        for hit in self.find(folded.text):
+            start, end = folded.span(hit.start, hit.end)
+            out.append(Hit(start, end, hit.term, hit.value))
+        return out
+
+
+def longest_first(hits: Iterable[Hit[T]]) -> list[Hit[T]]:
+    """The hits that overlap no longer one (the earlier of two equals), in text order."""
+    chosen: list[Hit[T]] = []
+    taken: list[tuple[int, int]] = []
+    for hit in sorted(hits, key=lambda h: (h.start - h.end, h.start)):
+        if any(hit.start < e and s < hit.end for s, e in taken):
+            continue
+        chosen.append(hit)
+        taken.append((hit.start, hit.end))
+    chosen.sort(key=lambda h: h.start)
+    return chosen

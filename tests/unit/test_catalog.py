@@ -62,7 +62,7 @@ def test_markers_in_three_languages(catalog: Catalog) -> None:
 
 
 def test_word_boundaries_hold_for_latin_script(catalog: Catalog) -> None:
-    assert catalog.classify("lathered soap", None).hs_code is None
+    assert catalog.classify("lathered soap", None).item_ids == ("soap",)  # no lathe in "lathered"
     assert catalog.classify("pressure", None).hs_code is None
     assert catalog.classify("lathes", None).hs_code == "8458"
 
@@ -90,3 +90,134 @@ items:
     message = str(caught.value)
     assert "catalog.yaml:3: unknown category 'machine-tool'" in message
     assert "catalog.yaml:10: term 'Lathe' of 'turner' already names 'lathe' (line 7)" in message
+
+
+# Every item of the news report's table (Daily NK, March 2026), with the code the words support.
+NEWS_ITEMS = [
+    ("tractors", "8701", "agricultural-machinery"),
+    ("seeders", "8432", "agricultural-machinery"),
+    ("harvesters", "8433", "agricultural-machinery"),
+    ("combine harvesters", "843351", "agricultural-machinery"),
+    ("rice mills", "843780", "agricultural-machinery"),
+    ("milking machines", "843410", "agricultural-machinery"),
+    ("grain dryers", "841934", "agricultural-machinery"),
+    ("excavators", "842952", "construction-machinery"),
+    ("bulldozers", "8429", "construction-machinery"),
+    ("concrete mixers", "847431", "construction-machinery"),
+    ("concrete mixer trucks", "870540", "construction-machinery"),
+    ("presses", "8462", "machine-tools"),
+    ("hydraulic presses", "846261", "machine-tools"),
+    ("cutting machines", "84", "machine-tools"),
+    ("lathes", "8458", "machine-tools"),
+    ("grinders", "8460", "machine-tools"),
+    ("injection molding machines", "847710", "industrial-machinery"),
+    ("extruders", "847720", "industrial-machinery"),
+    ("bending machines", "8462", "machine-tools"),
+    ("welding machines", "8515", "machine-tools"),
+    ("painting machines", "842489", "industrial-machinery"),
+    ("CNC cutting machines", "8456", "dual-use"),
+    ("X-ray machines", "902214", "medical-devices"),
+    ("ultrasound diagnostic equipment", "901812", "medical-devices"),
+    ("telecommunications relay devices", "851762", "radio-telecom"),
+    ("radio transceivers", "852560", "radio-telecom"),
+]
+
+
+@pytest.mark.parametrize(("description", "code", "category"), NEWS_ITEMS)
+def test_every_item_of_the_news_report(catalog: Catalog, description: str, code: str, category: str) -> None:
+    result = catalog.classify(description, None)
+    assert (result.hs_code, category in result.categories) == (code, True)
+
+
+@pytest.mark.parametrize(
+    ("written", "item"),
+    [
+        ("injection moulding machine", "injection-moulding-machine"),
+        ("Injection-Molding Machines", "injection-moulding-machine"),
+        ("grain driers", "grain-dryer"),
+        ("mobile Xray machine", "x-ray-machine"),
+        ("XRAY MACHINES", "x-ray-machine"),
+        ("waterjet cutters", "waterjet-cutter"),
+        ("aluminum ingots", "aluminium-ingot"),
+        ("vertical machining centres", "machining-center"),
+        ("spare parts for tractors", "tractor-parts"),
+        ("곡물건조기", "grain-dryer"),
+        ("곡물 건조기", "grain-dryer"),
+        ("CNC선반", "cnc-lathe"),
+        ("초음파진단기를", "ultrasound"),
+        ("数控 车床", "cnc-lathe"),
+    ],
+)
+def test_spelling_spacing_and_plural_variants(catalog: Catalog, written: str, item: str) -> None:
+    assert catalog.classify(written, None).item_ids[:1] == (item,)
+
+
+def test_a_description_that_lists_goods_names_each(catalog: Catalog) -> None:
+    mixed = catalog.classify("rice, flour and 2 tractors", None)
+    assert mixed.hs_code == "8701"  # the good that is not everyday decides the code
+    assert "agricultural-machinery" in mixed.categories
+    assert "food" not in mixed.categories  # everyday goods beside a notable one add nothing
+    assert any("also lists" in e for e in mixed.evidence)
+    both = catalog.classify("拖拉机和对讲机", None)
+    assert both.hs_code == "8701"  # the first listed good decides
+    assert {"agricultural-machinery", "radio-telecom"} <= both.categories
+    assert catalog.classify("rice and flour", None).hs_code == "1006"
+
+
+def test_the_good_comes_before_what_it_is_for(catalog: Catalog) -> None:
+    assert catalog.classify("marine radar for fishing boats", None).hs_code == "852610"
+    assert catalog.classify("band saw machines", None).hs_code == "846150"  # not the generic "machine"
+    assert catalog.classify("steel shelving", None).hs_code == "9403"  # the head noun comes last
+    assert catalog.classify("金属货架", None).hs_code == "9403"
+
+
+def test_markers_and_goods_do_not_hide_each_other(catalog: Catalog) -> None:
+    used_truck = catalog.classify("二手货车 5辆", None)
+    assert (used_truck.hs_code, used_truck.condition) == ("8704", Condition.USED)
+    yard = catalog.classify("shot blasting machine, ship repair yard", None)
+    assert "shipyard-equipment" in yard.categories
+    assert "vessels" not in yard.categories  # "ship" is part of the marker phrase
+
+
+def test_ignored_phrases_shadow_shorter_terms(catalog: Catalog) -> None:
+    assert catalog.classify("machines used for farming", None).condition is Condition.UNKNOWN
+    assert catalog.classify("홍콩", None).item_ids == ()  # not 콩, soybeans
+    assert catalog.classify("press release", None).item_ids == ()
+    assert catalog.mentions("press release") == []
+
+
+def test_short_terms_in_other_words_do_not_match(catalog: Catalog) -> None:
+    assert catalog.classify("100 pcs", None).item_ids == ()  # no "PC" plural
+    assert catalog.classify("약 100대", None).item_ids == ()  # 약 "about", not medicine
+    assert catalog.classify("조선민주주의인민공화국", None).categories == frozenset()  # not a shipyard
+    assert catalog.classify("toy tractors", None).categories == frozenset({"consumer-goods"})
+
+
+def test_mentions_give_term_language_and_span_in_the_original_text(catalog: Catalog) -> None:
+    text = "Ｃｈｉｎｅｓｅ  X-Ray 機器? No: 중고 곡물 건조기 and 二手数控切割机, shipped in parts."
+    found = catalog.mentions(text)
+    seen = {(m.kind, m.key, m.lang, text[m.start : m.end]) for m in found}
+    assert ("marker", "used", "ko", "중고") in seen
+    assert ("item", "grain-dryer", "ko", "곡물 건조기") in seen
+    assert ("marker", "used", "zh", "二手") in seen
+    assert ("item", "cnc-cutting-machine", "zh", "数控切割机") in seen
+    assert ("marker", "disassembled", "en", "shipped in parts") in seen
+    assert all(m.term for m in found)
+    assert [m.start for m in found] == sorted(m.start for m in found)
+
+
+def test_catalog_refuses_a_variant_that_two_items_claim() -> None:
+    text = """version: 1
+categories: {machine-tools: Machine tools}
+hs: {}
+items:
+  - id: a
+    hs: "8477"
+    en: [moulding machine]
+  - id: b
+    hs: "8477"
+    en: [molding machine]
+"""
+    with pytest.raises(ConfigError) as caught:
+        parse_catalog(parse(text, "catalog.yaml"))
+    assert "catalog.yaml:10: term 'molding machine' of 'b' already names 'a' (line 7)" in str(caught.value)
