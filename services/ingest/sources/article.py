@@ -402,6 +402,9 @@ class Extractor:
                 if item.price is None and prices:
                     item.price = prices[0]
         out.crossings = list(crossings)
+        if out.crossings:  # every crossing watched here runs from China into the DPRK
+            out.origin_country = out.origin_country or "CN"
+            out.destination_country = out.destination_country or "KP"
         return out
 
     def report(
