@@ -47,6 +47,7 @@ class IngestStage:
         self._http: _Server | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._feeds: list[asyncio.Task[None]] = []
+        self._pollers: list[FeedPoller] = []
         self._client: httpx.AsyncClient | None = None
         self.http_port: int | None = None
         self.sources: Sources | None = None
@@ -114,11 +115,12 @@ class IngestStage:
         extractor = self.sources.extractor()
         for feed in feeds:
             poller = FeedPoller(feed, extractor, self.publisher, self.ctx.redis, self.ctx.settings.streams)
+            self._pollers.append(poller)
             self._feeds.append(asyncio.create_task(poller.run(self._client), name=f"feed-{feed.name}"))
         self.log.info("polling feeds", feeds=[f.name for f in feeds])
 
     async def busy(self) -> bool:
-        return self._working or bool(self._waiting())
+        return self._working or bool(self._waiting()) or not all(p.tried for p in self._pollers)
 
     async def handle(self, batch: Sequence[Entry]) -> None:  # pragma: no cover - consumes nothing
         raise NotImplementedError

@@ -122,6 +122,8 @@ class FeedPoller:
         self.slot_key = names.key("feed", feed.name, "slot")
         self.log = get_logger(stage="ingest", component="feeds", feed=feed.name)
         self.failures = 0
+        self.tried = False
+        """True once the first poll (or the decision to skip it) is behind: burst mode waits for it."""
 
     async def run(self, client: httpx.AsyncClient) -> None:
         while True:
@@ -136,6 +138,7 @@ class FeedPoller:
                 self.failures += 1
                 wait = min(MAX_BACKOFF, self.feed.interval * 2**self.failures)
                 self.log.warning("feed poll failed", error=str(error), retry_in=wait)
+            self.tried = True
             await asyncio.sleep(wait)
 
     async def poll(self, client: httpx.AsyncClient) -> float:
