@@ -277,3 +277,18 @@ def test_cli_ingests_a_table_and_prints_the_summary(settings: Settings, tmp_path
     unknown = run("--source", "nope")
     assert unknown.returncode == 2
     assert "unknown source 'nope'" in unknown.stderr
+
+
+async def test_a_sample_article_reaches_the_rules_that_fit_it(
+    settings: Settings, raw_redis: redis.Redis
+) -> None:
+    from services.rules.stage import RulesStage
+
+    article = ROOT / "config/samples/article-hunchun-shipyard.txt"
+    await run_burst(settings, lambda ctx: [IngestStage(ctx, [article]), RulesStage(ctx)])
+
+    alerts = [json.loads(f[b"alert"]) for _, f in raw_redis.xrange(settings.streams.alerts)]
+    rules = {a["rule_id"] for a in alerts}
+    assert {"shipyard-equipment", "technical-assistance", "unscr2397-machinery"} <= rules, rules
+    machinery = next(a for a in alerts if a["rule_id"] == "unscr2397-machinery")
+    assert machinery["severity"] == "critical"  # second-hand, shipped in parts
