@@ -114,6 +114,22 @@ class Settings(BaseSettings):
     max_report_bytes: int = Field(
         default=1_000_000, ge=1_000, description="largest report accepted, in bytes of JSON"
     )
+    sources_file: Path = Field(
+        default=Path("config/sources.yaml"),
+        description="table mappings, inbox rules and news feeds; built-in sources need no file",
+    )
+    max_file_bytes: int = Field(
+        default=2_000_000_000, ge=1_000, description="largest file `tradewatch ingest` or the inbox accepts"
+    )
+    http_enabled: bool = Field(default=True, description="serve POST /reports from the ingest stage")
+    http_host: str = Field(default="127.0.0.1", description="address the ingest HTTP server binds")
+    http_port: int = Field(default=8087, ge=0, le=65535, description="its port; 0 picks a free one")
+    http_max_body_bytes: int = Field(
+        default=5_000_000, ge=1_000, description="largest request body POST /reports accepts"
+    )
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default=[], description="keys accepted by POST /reports (Bearer or X-API-Key); none: refused"
+    )
 
     # --- sanctions
     sanctions_min_score: float = Field(
@@ -154,14 +170,15 @@ class Settings(BaseSettings):
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
-    @field_validator("rules_files", "exceptions_files", mode="before")
+    @field_validator("rules_files", "exceptions_files", "api_keys", mode="before")
     @classmethod
-    def _split_paths(cls, value: object) -> object:
-        # TRADEWATCH_RULES_FILES="a.yaml,b.yaml" as well as a JSON list or a YAML list.
+    def _split_list(cls, value: object) -> object:
+        # TRADEWATCH_RULES_FILES="a.yaml,b.yaml" as well as a JSON list or a YAML list; API keys
+        # also one per line, as a secret file holds them.
         if isinstance(value, str):
             if value.lstrip().startswith("["):
                 return json.loads(value)
-            return [part.strip() for part in value.split(",") if part.strip()]
+            return [part.strip() for part in value.replace("\n", ",").split(",") if part.strip()]
         return value
 
     @classmethod

@@ -66,6 +66,7 @@ def settings(redis_url: str, namespace: str, tmp_path: Path) -> Settings:
         poll_interval=0.1,
         reclaim_idle=0.5,
         inbox_interval=0.1,
+        http_port=0,
         consumer=f"test-{uuid.uuid4().hex[:6]}",
     )
 

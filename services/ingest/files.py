@@ -12,61 +12,45 @@ from pathlib import Path
 from schemas.report import ImportReport
 from services.ingest.publisher import Publisher, Tally
 from services.ingest.sources import FileSource, Rejection, UnreadableFile
-from services.ingest.sources.jsonl import JsonlSource
 
 BATCH = 500
-
-SOURCES: dict[str, Callable[[], FileSource]] = {
-    "jsonl": JsonlSource,
-}
-
-EXTENSIONS: dict[str, str] = {
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-}
-
-
-def source_for(name: str) -> FileSource:
-    try:
-        return SOURCES[name]()
-    except KeyError:
-        raise ValueError(f"unknown source {name!r}; known: {', '.join(sorted(SOURCES))}") from None
-
-
-def source_for_path(path: Path) -> str | None:
-    """The source of a file dropped in the inbox: ``inbox/<source>/file`` or by extension."""
-    if path.parent.name in SOURCES:
-        return path.parent.name
-    return EXTENSIONS.get(path.suffix.lower())
 
 
 async def ingest_file(
     path: Path,
     source: FileSource,
     publisher: Publisher,
-    progress: Callable[[Tally], None] | None = None,
+    progress: Callable[[Tally, int], None] | None = None,
+    *,
+    keep_ids: bool = True,
 ) -> Tally:
-    """Raises UnreadableFile when nothing in the file can be used."""
+    """Raises UnreadableFile when nothing in the file can be used.
+
+    ``progress(tally, bytes_read)`` is called after each batch. ``keep_ids=False`` does not
+    collect the published report ids (a large file's list would grow with it).
+    """
     tally = Tally()
     batch: list[ImportReport] = []
+    label = getattr(source, "label", source.name)
 
     async def flush() -> None:
         results = await publisher.publish(batch)
         for report, fresh in zip(batch, results, strict=True):
             if fresh:
                 tally.published += 1
-                tally.report_ids.append(report.report_id)
+                if keep_ids:
+                    tally.report_ids.append(report.report_id)
             else:
                 tally.duplicates += 1
         batch.clear()
         if progress is not None:
-            progress(tally)
+            progress(tally, source.position)
 
     for parsed in source.read(path):
         tally.read += 1
         if isinstance(parsed, Rejection):
             tally.rejected += 1
-            await publisher.reject(source.name, parsed.where, parsed.raw, parsed.reason)
+            await publisher.reject(label, parsed.where, parsed.raw, parsed.reason)
             continue
         batch.append(parsed)
         if len(batch) >= BATCH:
@@ -75,4 +59,4 @@ async def ingest_file(
     return tally
 
 
-__all__ = ["SOURCES", "UnreadableFile", "ingest_file", "source_for", "source_for_path"]
+__all__ = ["UnreadableFile", "ingest_file"]

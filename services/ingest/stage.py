@@ -1,8 +1,11 @@
-"""The ingest stage: watch the inbox folder and publish what lands there.
+"""The ingest stage: the inbox folder, the HTTP endpoint and the news feeds, published once each.
 
 A file dropped in ``inbox/`` (or ``inbox/<source>/``) is ingested, then moved to ``done/``;
 a file that cannot be read goes to ``failed/`` with a ``.reason`` file beside it. A crash in the
 middle leaves the file in the inbox: ingesting it again publishes nothing twice (report ids).
+How a file finds its source: :mod:`services.ingest.registry`. The HTTP server
+(:mod:`services.ingest.sources.api`) runs in this stage on ``TRADEWATCH_HTTP_HOST:PORT``, and
+each feed of ``config/sources.yaml`` gets a poller (:mod:`services.ingest.sources.feeds`).
 """
 
 from __future__ import annotations
@@ -10,13 +13,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-from collections.abc import Sequence
+import socket
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from services.ingest.files import ingest_file, source_for, source_for_path
+import httpx
+import uvicorn
+
+from services.ingest.files import ingest_file
 from services.ingest.publisher import Publisher
+from services.ingest.registry import Sources
 from services.ingest.sources import UnreadableFile
+from services.ingest.sources.api import make_app
+from services.ingest.sources.feeds import FeedPoller
 from services.logging import get_logger
 from services.runtime import Consumes, Context
 from services.wire import Entry
@@ -34,23 +44,83 @@ class IngestStage:
         self.log = get_logger(stage=self.name)
         self._task: asyncio.Task[None] | None = None
         self._working = False
+        self._http: _Server | None = None
+        self._http_task: asyncio.Task[None] | None = None
+        self._feeds: list[asyncio.Task[None]] = []
+        self._pollers: list[FeedPoller] = []
+        self._client: httpx.AsyncClient | None = None
+        self.http_port: int | None = None
+        self.sources: Sources | None = None
 
     async def start(self) -> None:
+        self.sources = Sources.from_settings(self.ctx.settings)  # ConfigError: refuse to start
         for folder in (self.inbox, self.inbox / "done", self.inbox / "failed"):
             folder.mkdir(parents=True, exist_ok=True)
+        if self.ctx.settings.http_enabled:
+            await self._serve_http()
+        self._start_feeds()
         for path in self.feed:
             await self.ingest_path(path, move=False)
         self._task = asyncio.create_task(self._watch(), name="inbox")
         self.log.info("watching inbox", inbox=str(self.inbox))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        tasks = [t for t in (self._task, *self._feeds) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
+        if self._client is not None:
+            await self._client.aclose()
+        if self._http is not None and self._http_task is not None:
+            self._http.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._http_task
+
+    async def _serve_http(self) -> None:
+        s = self.ctx.settings
+        app = make_app(self.publisher, s.api_keys, s.http_max_body_bytes, self._ready)
+        sock = socket.socket(socket.AF_INET6 if ":" in s.http_host else socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((s.http_host, s.http_port))
+        except OSError as error:
+            sock.close()
+            raise RuntimeError(
+                f"cannot serve HTTP on {s.http_host}:{s.http_port}: {error.strerror}"
+                " (set TRADEWATCH_HTTP_PORT, 0 for any free port, or TRADEWATCH_HTTP_ENABLED=false)"
+            ) from None
+        sock.listen(128)
+        sock.setblocking(False)
+        self.http_port = sock.getsockname()[1]
+        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", server_header=False)
+        self._http = _Server(config)
+        self._http_task = asyncio.create_task(self._http.serve(sockets=[sock]), name="http")
+        while not self._http.started and not self._http_task.done():  # noqa: ASYNC110 - uvicorn has no event
+            await asyncio.sleep(0.01)
+        if self._http_task.done():
+            self._http_task.result()
+        self.log.info("serving HTTP", url=f"http://{s.http_host}:{self.http_port}", keys=len(s.api_keys))
+
+    async def _ready(self) -> bool:
+        return bool(await self.ctx.redis.ping())
+
+    def _start_feeds(self) -> None:
+        assert self.sources is not None
+        feeds = self.sources.config.feeds
+        if not feeds:
+            return
+        self._client = httpx.AsyncClient(follow_redirects=True, trust_env=False)
+        extractor = self.sources.extractor()
+        for feed in feeds:
+            poller = FeedPoller(feed, extractor, self.publisher, self.ctx.redis, self.ctx.settings.streams)
+            self._pollers.append(poller)
+            self._feeds.append(asyncio.create_task(poller.run(self._client), name=f"feed-{feed.name}"))
+        self.log.info("polling feeds", feeds=[f.name for f in feeds])
 
     async def busy(self) -> bool:
-        return self._working or bool(self._waiting())
+        return self._working or bool(self._waiting()) or not all(p.tried for p in self._pollers)
 
     async def handle(self, batch: Sequence[Entry]) -> None:  # pragma: no cover - consumes nothing
         raise NotImplementedError
@@ -77,18 +147,19 @@ class IngestStage:
             await asyncio.sleep(self.ctx.settings.inbox_interval)
 
     async def ingest_path(self, path: Path, *, move: bool) -> None:
-        files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
-        for file in files:
-            name = source_for_path(file)
+        assert self.sources is not None
+        for file in _files(path):
+            name = self.sources.for_path(file, self.inbox if move else path)
             if name is None:
                 self._fail(
                     file,
-                    "no source for this file: put it under inbox/<source>/ or use a known extension",
+                    "no source for this file: put it under inbox/<source>/, add a rule under inbox:"
+                    " in config/sources.yaml, or use a known extension (.jsonl, .ndjson, .txt, .html)",
                     move,
                 )
                 continue
             try:
-                tally = await ingest_file(file, source_for(name), self.publisher)
+                tally = await ingest_file(file, self.sources.get(name), self.publisher, keep_ids=False)
             except UnreadableFile as error:
                 self._fail(file, str(error), move)
                 continue
@@ -108,3 +179,28 @@ class IngestStage:
         target = folder / f"{stamp}-{file.name}"
         shutil.move(str(file), target)
         return target
+
+
+def _files(path: Path) -> Iterator[Path]:
+    if not path.is_dir():
+        yield path
+        return
+    for child in sorted(path.iterdir()):
+        if child.is_file() and not child.name.startswith("."):
+            yield child
+        elif child.is_dir():
+            yield from (f for f in sorted(child.iterdir()) if f.is_file() and not f.name.startswith("."))
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handlers: the FastStream app owns SIGTERM and SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    def install_signal_handlers(self) -> None:  # older uvicorn releases
+        return None
+
+
+__all__ = ["IngestStage"]

@@ -83,6 +83,7 @@ def test_report_published_with_redis_cli_reaches_the_channel_through_worker_proc
         "TRADEWATCH_SUBSCRIPTIONS_FILE": str(s.subscriptions_file),
         "TRADEWATCH_POLL_INTERVAL": "0.2",
         "TRADEWATCH_LOG_FORMAT": "json",
+        "TRADEWATCH_HTTP_PORT": "0",
     }
     tradewatch = [sys.executable, "-m", "services.cli"]
     for stage in ("rules", "notify"):

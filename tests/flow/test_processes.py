@@ -26,6 +26,7 @@ def env_for(settings: Settings, tmp_path: Path) -> dict[str, str]:
         "TRADEWATCH_DATA_DIR": str(tmp_path / "data"),
         "TRADEWATCH_POLL_INTERVAL": "0.2",
         "TRADEWATCH_LOG_FORMAT": "json",
+        "TRADEWATCH_HTTP_PORT": "0",
     }
 
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import redis
 
-from services.ingest.files import ingest_file, source_for
+from services.ingest.files import ingest_file
 from services.ingest.publisher import Publisher
+from services.ingest.registry import Sources
 from services.ingest.stage import IngestStage
 from services.runtime import Context
 from services.settings import Settings
@@ -29,8 +30,8 @@ async def test_same_file_twice_publishes_once(ctx: Context, raw_redis: redis.Red
     ])  # fmt: skip
     publisher = Publisher(ctx.redis, names, ctx.settings.dedup_retention)
 
-    first = await ingest_file(file, source_for("jsonl"), publisher)
-    again = await ingest_file(file, source_for("jsonl"), publisher)
+    first = await ingest_file(file, Sources.from_settings(ctx.settings).get("jsonl"), publisher)
+    again = await ingest_file(file, Sources.from_settings(ctx.settings).get("jsonl"), publisher)
 
     assert first.as_dict() == {"read": 2, "published": 2, "duplicates": 0, "rejected": 0}
     assert again.as_dict() == {"read": 2, "published": 0, "duplicates": 2, "rejected": 0}
@@ -53,7 +54,9 @@ async def test_bad_lines_are_rejected_with_place_and_reason(
         b"[1, 2]\n"
         b'{"report_id": "ok-2", "source": "s", "text": "tractors"}\n'
     )
-    tally = await ingest_file(file, source_for("jsonl"), Publisher(ctx.redis, names, 60))
+    tally = await ingest_file(
+        file, Sources.from_settings(ctx.settings).get("jsonl"), Publisher(ctx.redis, names, 60)
+    )
 
     assert tally.as_dict() == {"read": 6, "published": 2, "duplicates": 0, "rejected": 4}
     rejected = raw_redis.xrange(names.reports_rejected)

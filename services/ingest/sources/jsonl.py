@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from schemas.report import ImportReport
 from services.ingest.publisher import content_id
-from services.ingest.sources import Parsed, Rejection, UnreadableFile
+from services.ingest.sources import Parsed, Rejection, open_checked
 from services.wire import describe_validation
 
 MAX_LINE_BYTES = 1_000_000
@@ -23,21 +23,21 @@ MAX_LINE_BYTES = 1_000_000
 class JsonlSource:
     name = "jsonl"
 
-    def __init__(self, source_name: str = "jsonl", max_line_bytes: int = MAX_LINE_BYTES) -> None:
+    def __init__(
+        self,
+        source_name: str = "jsonl",
+        max_line_bytes: int = MAX_LINE_BYTES,
+        max_file_bytes: int = 2_000_000_000,
+    ) -> None:
         self.source_name = source_name
         self.max_line_bytes = max_line_bytes
+        self.max_file_bytes = max_file_bytes
+        self.position = 0
 
     def read(self, path: Path) -> Iterator[Parsed]:
-        try:
-            handle = path.open("rb")
-        except OSError as error:
-            raise UnreadableFile(f"{path}: cannot be opened: {error.strerror}") from None
-        with handle:
-            head = handle.read(8192)
-            if b"\x00" in head:
-                raise UnreadableFile(f"{path}: binary content (NUL byte), not JSON Lines")
-            handle.seek(0)
+        with open_checked(path, self.max_file_bytes, "utf-8-sig", "JSON Lines") as handle:
             for number, raw in enumerate(handle, start=1):
+                self.position += len(raw)
                 yield from self.parse_line(raw, f"{path.name}:{number}")
 
     def parse_line(self, raw: bytes, where: str) -> Iterator[Parsed]:

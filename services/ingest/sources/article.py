@@ -1,0 +1,510 @@
+"""News reports and field notes (``--source article``): free text in, one report out.
+
+The text (plain, or HTML stripped to its text) becomes a report whose items are the machines and
+goods it names, found with the catalog the rules stage uses (``Catalog.mentions``); each item's
+description holds the words that named it. Beside the items it finds:
+
+- crossings (Dandong-Sinuiju, Hunchun-Rason/Wonjong-ri, Changbai-Hyesan; English, Chinese, Korean);
+- prices and currencies (``10,000 and 50,000 yuan``, ``$690``, ``1万至5万元``, ``5만 위안``);
+- markers: second-hand goods, disassembled shipping, technicians sent to install, shipyards.
+
+Scope is the paragraph: an item takes the markers and the first price of its own paragraph
+("Most of this equipment is secondhand" after a list of shipyard machines), so its condition and
+``disassembled`` flag are set for the rules stage. Markers in a paragraph that names no item
+concern the whole report: they are listed in a summary at the head of the report text, which
+the rules stage reads. Prices are converted into the rates table's base currency; the amount as
+written stays in the description. Pure: no I/O (``read`` aside), no clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html.parser
+import re
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from schemas.report import MAX_TEXT_CHARS, ImportReport
+from services.ingest.sources import Parsed, Rejection, UnreadableFile
+from services.rules.catalog import Catalog
+from services.rules.engine import Rates
+from services.rules.textmatch import TermMatcher, normalise
+from services.wire import describe_validation
+
+MAX_ARTICLE_BYTES = 5_000_000
+_SEPARATOR = re.compile(r"[\s\-_/·]+")
+
+CROSSINGS: dict[str, list[str]] = {
+    "Dandong-Sinuiju": ["Dandong", "Sinuiju", "Sinŭiju", "Sinuiju", "丹东", "新义州", "단둥", "신의주"],
+    "Hunchun-Rason (Wonjong-ri)": [
+        "Hunchun", "Rason", "Rajin", "Rajin-Sonbong", "Wonjong-ri", "Wonjong", "Quanhe",
+        "珲春", "罗先", "罗津", "圈河", "元汀", "훈춘", "라선", "나선", "라진", "원정리",
+    ],
+    "Changbai-Hyesan": ["Changbai", "Hyesan", "长白", "惠山", "장백", "창바이", "혜산"],
+}  # fmt: skip
+
+ORIGIN_WORDS = ["China", "Chinese", "中国", "中方", "중국"]
+DESTINATION_WORDS = ["North Korea", "North Korean", "DPRK", "Pyongyang", "朝鲜", "북한", "평양"]
+
+MARKER_TITLES = {
+    "used": "second-hand",
+    "new": "new",
+    "disassembled": "disassembled or shipped in parts",
+    "technicians": "technicians sent to install",
+    "shipyard": "shipyard",
+    "exemption": "exemption named",
+}
+
+# --- prices
+
+_CURRENCY_WORDS: dict[str, str] = {
+    "yuan": "CNY", "rmb": "CNY", "cny": "CNY", "renminbi": "CNY", "元": "CNY", "人民币": "CNY",
+    "위안": "CNY", "us dollars": "USD", "us dollar": "USD", "dollars": "USD", "dollar": "USD",
+    "usd": "USD", "美元": "USD", "달러": "USD", "euros": "EUR", "euro": "EUR", "eur": "EUR",
+    "north korean won": "KPW", "kpw": "KPW", "krw": "KRW", "won": "KPW", "원": "KPW",
+    "rubles": "RUB", "roubles": "RUB", "rub": "RUB", "yen": "JPY", "jpy": "JPY",
+}  # fmt: skip
+_CURRENCY_SIGNS = {"$": "USD", "us$": "USD", "¥": "CNY", "€": "EUR", "₩": "KPW", "£": "GBP"}
+_MULTIPLIERS = {
+    "thousand": 1e3, "k": 1e3, "million": 1e6, "m": 1e6, "千": 1e3, "万": 1e4, "萬": 1e4,
+    "亿": 1e8, "천": 1e3, "만": 1e4, "억": 1e8,
+}  # fmt: skip
+_NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
+_MULT = r"(?:\s?(?:thousand|million|k|m|千|万|萬|亿|천|만|억)(?![a-z]))?"
+_SIGN = r"(?:US\$|\$|¥|€|₩|£)"
+_WORD = "|".join(sorted((re.escape(w) for w in _CURRENCY_WORDS), key=len, reverse=True))
+_PRICE = re.compile(
+    rf"(?P<s1>{_SIGN})?\s?(?P<a>{_NUM})(?P<ma>{_MULT})"
+    rf"(?:\s*(?:-|–|—|~|～|to|and|至|到|에서)\s*(?P<s2>{_SIGN})?\s?(?P<b>{_NUM})(?P<mb>{_MULT}))?"
+    rf"\s*(?P<w>{_WORD})?(?![a-z])",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    low: float
+    high: float
+    currency: str
+    text: str
+    low_base: float | None = None
+    high_base: float | None = None
+
+    def stated(self) -> str:
+        amount = _fmt(self.low) if self.low == self.high else f"{_fmt(self.low)}-{_fmt(self.high)}"
+        return f"{amount} {self.currency}"
+
+
+def _fmt(amount: float) -> str:
+    return f"{amount:,.2f}".rstrip("0").rstrip(".")
+
+
+def _amount(number: str, mult: str) -> float:
+    return float(number.replace(",", "")) * _MULTIPLIERS.get(mult.strip().lower(), 1.0)
+
+
+def find_prices(text: str, rates: Rates | None = None) -> list[Price]:
+    """Amounts with a currency (sign or word); ranges as one price; years and counts ignored."""
+    prices = []
+    for match in _PRICE.finditer(text):
+        sign = (match["s1"] or match["s2"] or "").lower()
+        word = (match["w"] or "").lower()
+        currency = _CURRENCY_WORDS.get(word) or _CURRENCY_SIGNS.get(sign)
+        if currency is None:
+            continue
+        mb = match["mb"] or ""
+        ma = match["ma"] or (mb if match["b"] else "")
+        low = _amount(match["a"], ma)
+        high = _amount(match["b"], mb) if match["b"] else low
+        if high < low:
+            low, high = high, low
+        base = [rates.convert(v, currency, rates.base) for v in (low, high)] if rates else [None, None]
+        prices.append(Price(low, high, currency, match.group(0).strip(), base[0], base[1]))
+    return prices
+
+
+# --- HTML
+
+
+class _TextOfHtml(html.parser.HTMLParser):
+    BLOCKS = frozenset(
+        [
+            "p",
+            "div",
+            "br",
+            "li",
+            "tr",
+            "h1",
+            "h2",
+            "h3",
+            "h4",
+            "h5",
+            "h6",
+            "article",
+            "section",
+            "header",
+            "footer",
+            "blockquote",
+            "pre",
+            "title",
+            "td",
+        ]
+    )
+    SKIP = frozenset(["script", "style", "noscript", "template", "svg", "head", "nav", "form"])
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.title: list[str] = []
+        self._skip = 0
+        self._in_title = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "title":
+            self._in_title = True
+        elif tag in self.SKIP:
+            self._skip += 1
+        if tag in self.BLOCKS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "title":
+            self._in_title = False
+        elif tag in self.SKIP and self._skip:
+            self._skip -= 1
+        if tag in self.BLOCKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if self._in_title:
+            self.title.append(data)
+        elif not self._skip:
+            self.parts.append(data)
+
+
+def html_to_text(markup: str) -> tuple[str, str]:
+    """(title, text): the text of the page, one paragraph a line; scripts, styles, nav dropped."""
+    parser = _TextOfHtml()
+    parser.feed(markup)
+    parser.close()
+    lines = (" ".join(line.split()) for line in "".join(parser.parts).splitlines())
+    return " ".join("".join(parser.title).split()), "\n".join(line for line in lines if line)
+
+
+def looks_like_html(text: str) -> bool:
+    head = text.lstrip()[:1000].lower()
+    return head.startswith(("<!doctype html", "<html")) or bool(
+        re.search(r"<(p|div|body|article)[\s>]", head)
+    )
+
+
+# --- extraction
+
+PARAGRAPH_MARKERS = frozenset({"used", "new", "disassembled", "exemption"})
+"""Markers that hold for every item of their paragraph; the others only within their sentence."""
+
+LIST_MARKERS = frozenset({"shipyard"})
+"""Markers that hold for the items listed right beside them."""
+
+_GAP_WORDS = frozenset(
+    [
+        ",",
+        ";",
+        ":",
+        "(",
+        ")",
+        "、",
+        "and",
+        "or",
+        "including",
+        "include",
+        "includes",
+        "such",
+        "as",
+        "well",
+        "like",
+        "e.g.",
+        "for",
+        "a",
+        "an",
+        "the",
+        "at",
+        "in",
+        "of",
+        "to",
+        "use",
+        "its",
+        "their",
+        "和",
+        "及",
+        "与",
+        "以及",
+        "等",
+        "用",
+        "的",
+        "用的",
+        "包括",
+        "및",
+        "와",
+        "과",
+        "의",
+        "용",
+        "등",
+    ]
+)
+_GAP_TOKEN = re.compile(r"[^\W\d_]+\.?[^\W\d_]*\.?|[^\w\s]")
+
+
+def _gap_ok(gap: str) -> bool:
+    return all(token in _GAP_WORDS for token in _GAP_TOKEN.findall(gap))
+
+
+def _beside(norm: str, start: int, end: int, items: list[tuple[FoundItem, int, int]]) -> list[FoundItem]:
+    """The items in a list that runs on from the marker, or that the marker follows."""
+    bound = []
+    edge = end
+    for item, s, e in sorted((i for i in items if i[1] >= end), key=lambda i: i[1]):
+        if not _gap_ok(norm[edge:s]):
+            break
+        bound.append(item)
+        edge = e
+    edge = start
+    for item, s, e in sorted((i for i in items if i[2] <= start), key=lambda i: -i[2]):
+        if not _gap_ok(norm[e:edge]):
+            break
+        bound.append(item)
+        edge = s
+    return bound
+
+
+_VERB_BEFORE = re.compile(
+    r"(?:\b(?:is|are|was|were|be|been|being|typically|commonly|widely|mainly|mostly|often|also|now)\s)$"
+)
+_VERB_AFTER = re.compile(r"^\s(?:in|for|to|by|as|at|on|with)\b")
+
+
+def _verb_used(norm: str, start: int, end: int) -> bool:
+    """``used`` the verb ("typically used in shipyards"), not the condition ("used lathes")."""
+    return bool(
+        _VERB_BEFORE.search(norm[max(0, start - 12) : start]) or _VERB_AFTER.match(norm[end : end + 6])
+    )
+
+
+def aligned(text: str) -> tuple[str, list[int]]:
+    """``normalise(text)`` with, for each of its characters, the index it came from in ``text``."""
+    out: list[str] = []
+    origin: list[int] = []
+    for index, char in enumerate(text):
+        folded = unicodedata.normalize("NFKC", char).casefold()
+        if _SEPARATOR.fullmatch(folded):
+            if out and out[-1] == " ":
+                continue
+            folded = " "
+        for piece in folded:
+            out.append(piece)
+            origin.append(index)
+    return "".join(out), origin
+
+
+@dataclass
+class FoundItem:
+    id: str
+    hs: str
+    words: list[str] = field(default_factory=list)
+    paragraphs: set[int] = field(default_factory=set)
+    markers: dict[str, list[str]] = field(default_factory=dict)
+    price: Price | None = None
+
+
+@dataclass
+class Extraction:
+    items: dict[str, FoundItem] = field(default_factory=dict)
+    crossings: list[str] = field(default_factory=list)
+    prices: list[Price] = field(default_factory=list)
+    markers: dict[str, list[str]] = field(default_factory=dict)
+    origin_country: str | None = None
+    destination_country: str | None = None
+
+    def summary(self) -> str:
+        parts = []
+        if self.items:
+            parts.append("items: " + ", ".join(f"{i.id} ({'; '.join(i.words)})" for i in self.items.values()))
+        if self.crossings:
+            parts.append("crossings: " + ", ".join(self.crossings))
+        if self.prices:
+            parts.append("prices: " + ", ".join(dict.fromkeys(p.stated() for p in self.prices)))
+        if self.markers:
+            parts.append(
+                "markers: "
+                + ", ".join(f"{MARKER_TITLES.get(k, k)} ({'; '.join(v)})" for k, v in self.markers.items())
+            )
+        return "[tradewatch extraction] " + " | ".join(parts) if parts else ""
+
+
+class Extractor:
+    """Catalog and rates in, ``extract(text) -> Extraction`` out."""
+
+    def __init__(self, catalog: Catalog, rates: Rates | None = None) -> None:
+        self.catalog = catalog
+        self.rates = rates
+        crossing_terms = [(term, name) for name, terms in CROSSINGS.items() for term in terms]
+        self._crossings: TermMatcher[str] = TermMatcher(crossing_terms)
+        self._origin: TermMatcher[str] = TermMatcher((w, "CN") for w in ORIGIN_WORDS)
+        self._destination: TermMatcher[str] = TermMatcher((w, "KP") for w in DESTINATION_WORDS)
+
+    def extract(self, text: str) -> Extraction:
+        out = Extraction()
+        crossings: dict[str, None] = {}
+        for index, paragraph in enumerate(p for p in text.splitlines() if p.strip()):
+            norm, origin = aligned(paragraph)
+            here: list[tuple[FoundItem, int, int]] = []
+            markers: list[tuple[str, str, int, int]] = []
+            for mention in self.catalog.mentions(norm):
+                words = paragraph[origin[mention.start] : origin[mention.end - 1] + 1].strip()
+                if mention.kind == "marker":
+                    if words.casefold() == "used" and _verb_used(norm, mention.start, mention.end):
+                        continue
+                    markers.append((mention.key, words, mention.start, mention.end))
+                    continue
+                item = out.items.get(mention.key)
+                if item is None:
+                    item = out.items[mention.key] = FoundItem(mention.key, self.catalog.items[mention.key].hs)
+                _add(item.words, words)
+                item.paragraphs.add(index)
+                here.append((item, mention.start, mention.end))
+            prices = find_prices(paragraph, self.rates)
+            out.prices += prices
+            for hit in self._crossings.find(norm):
+                crossings[hit.value] = None
+            if out.origin_country is None and self._origin.find(norm):
+                out.origin_country = "CN"
+            if out.destination_country is None and self._destination.find(norm):
+                out.destination_country = "KP"
+            for name, words, start, end in markers:
+                _add(out.markers.setdefault(name, []), words)
+                # Condition and shipping hold for the paragraph ("Most of this equipment is
+                # secondhand" after the list); a place like "shipyard" only for the list of
+                # items right beside it ("shipyards, including CNC cutting machines, ...").
+                if name in PARAGRAPH_MARKERS:
+                    bound = [item for item, _, _ in here]
+                elif name in LIST_MARKERS:
+                    bound = _beside(norm, start, end, here)
+                else:
+                    bound = []
+                for item in bound:
+                    _add(item.markers.setdefault(name, []), words)
+            for item, _, _ in here:
+                if item.price is None and prices:
+                    item.price = prices[0]
+        out.crossings = list(crossings)
+        if out.crossings:  # every crossing watched here runs from China into the DPRK
+            out.origin_country = out.origin_country or "CN"
+            out.destination_country = out.destination_country or "KP"
+        return out
+
+    def report(
+        self,
+        text: str,
+        source: str,
+        report_id: str,
+        *,
+        title: str = "",
+        url: str | None = None,
+        reported_at: Any = None,
+    ) -> ImportReport:
+        """The report for an article; raises ValidationError when nothing usable is in it."""
+        body = "\n".join(p for p in ([title] if title and title not in text[:500] else []) + [text] if p)
+        found = self.extract(body)
+        items = [self._item(item) for item in found.items.values()]
+        summary = found.summary()
+        full = f"{summary}\n\n{body}" if summary else body
+        document: dict[str, Any] = {
+            "report_id": report_id,
+            "source": source,
+            "origin_country": found.origin_country,
+            "destination_country": found.destination_country,
+            "crossing": "; ".join(found.crossings) or None,
+            "items": items[:2000],
+            "text": full[:MAX_TEXT_CHARS],
+            "url": url,
+            "reported_at": reported_at,
+        }
+        return ImportReport.model_validate({k: v for k, v in document.items() if v is not None})
+
+    def _item(self, item: FoundItem) -> dict[str, Any]:
+        notes = [w for name, words in item.markers.items() if name != "new" for w in words]
+        description = "; ".join(item.words)
+        if notes:
+            description += f" ({', '.join(notes)})"
+        entry: dict[str, Any] = {"description": description}
+        if "used" in item.markers:
+            entry["condition"] = "used"
+        elif "new" in item.markers:
+            entry["condition"] = "new"
+        if "disassembled" in item.markers:
+            entry["disassembled"] = True
+        price = item.price
+        if price is not None:
+            entry["description"] += f" (priced {price.stated()} a unit as written)"
+            if price.low_base is not None and self.rates is not None:
+                entry["unit_price"], entry["currency"] = round(price.low_base, 4), self.rates.base
+            elif price.currency in (self.rates.rates if self.rates else {}) or self.rates is None:
+                entry["unit_price"], entry["currency"] = price.low, price.currency
+        return entry
+
+
+def _add(words: list[str], word: str) -> None:
+    if word not in words:
+        words.append(word)
+
+
+def article_id(source: str, text: str) -> str:
+    """The same text (whitespace and case aside) is the same article: the same report id."""
+    key = " ".join(normalise(text).split())
+    return f"{source}-{hashlib.sha256(key.encode()).hexdigest()[:20]}"
+
+
+class ArticleSource:
+    """One article from a text or HTML file (``--source article``): one report."""
+
+    name = "article"
+
+    def __init__(
+        self, extractor: Extractor, label: str = "article", max_bytes: int = MAX_ARTICLE_BYTES
+    ) -> None:
+        self.extractor = extractor
+        self.label = label
+        self.max_bytes = max_bytes
+        self.position = 0
+
+    def read(self, path: Path) -> Iterator[Parsed]:
+        try:
+            size = path.stat().st_size
+        except OSError as error:
+            raise UnreadableFile(f"{path}: cannot be read: {error.strerror}") from None
+        if size > self.max_bytes:
+            raise UnreadableFile(f"{path}: {size} bytes, over the limit of {self.max_bytes} for an article")
+        raw = path.read_bytes()
+        self.position = len(raw)
+        if b"\x00" in raw:
+            raise UnreadableFile(f"{path}: binary content (NUL byte), not a text or HTML article")
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            raise UnreadableFile(
+                f"{path}: not UTF-8 text (byte {error.start}); save the article as UTF-8"
+            ) from None
+        title = ""
+        if path.suffix.lower() in (".html", ".htm") or looks_like_html(text):
+            title, text = html_to_text(text)
+        if not text.strip():
+            raise UnreadableFile(f"{path}: no text in it")
+        try:
+            yield self.extractor.report(text, self.label, article_id(self.label, text), title=title)
+        except ValidationError as error:
+            yield Rejection(path.name, raw[:64_000], describe_validation(error))
