@@ -43,6 +43,11 @@ class CatalogItem(Terms):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9\-]*$")
     hs: str = Field(pattern=r"^\d{2,10}$", description="the most specific code the words support")
     categories: list[str] = Field(default_factory=list)
+    generic: bool = Field(
+        default=False,
+        description="names a kind of goods, not a good (machinery, vehicles): in free text it "
+        "stands for the goods named around it, so it becomes an item only when none is",
+    )
 
     @field_validator("hs", mode="before")
     @classmethod

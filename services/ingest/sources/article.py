@@ -401,6 +401,10 @@ class Extractor:
             for item, _, _ in here:
                 if item.price is None and prices:
                     item.price = prices[0]
+        # "The machines were dismantled": a generic word stands for the goods named around it.
+        specific = {k: v for k, v in out.items.items() if not self.catalog.items[k].generic}
+        if specific:
+            out.items = specific
         out.crossings = list(crossings)
         if out.crossings:  # every crossing watched here runs from China into the DPRK
             out.origin_country = out.origin_country or "CN"
