@@ -70,6 +70,9 @@ class CatalogFile(_Strict):
     hs: dict[str, list[str]] = Field(description="HS prefix -> categories it implies")
     items: list[CatalogItem] = Field(min_length=1)
     markers: dict[MarkerName, Marker] = Field(default_factory=dict)
+    crossings: dict[str, Terms] = Field(
+        default_factory=dict, description="crossing name -> the names people write for it"
+    )
     ignore: Terms = Field(
         default_factory=Terms,
         description="phrases that name nothing but contain a shorter term: 'used for' (not the "
@@ -139,6 +142,24 @@ class Catalog:
             refs += _expand("marker", name, marker)
         refs += _expand("ignore", "", self.file.ignore)
         self.matcher = TermMatcher(refs, key=fold_key)
+        self.crossing_matcher: TermMatcher[str] = TermMatcher(
+            ((term, name) for name, terms in self.file.crossings.items() for _, term in terms.all()),
+            key=fold_key,
+        )
+
+    def crossings_in(self, text: str) -> list[str]:
+        """The crossings named in ``text``, by their catalog name, in the order first named."""
+        return list(dict.fromkeys(hit.value for hit in self.crossing_matcher.search(text)))
+
+    def crossing_name(self, crossing: str | None) -> str | None:
+        """A report's crossing under its catalog name (``丹东`` -> ``Dandong-Sinuiju``), else as written.
+
+        Rules, dedup and group keys and surge counts then see one crossing however it is written.
+        """
+        if not crossing:
+            return None
+        named = self.crossings_in(crossing)
+        return named[0] if len(named) == 1 else crossing
 
     @property
     def categories(self) -> dict[str, str]:
@@ -360,6 +381,15 @@ def _check(doc: Document, parsed: CatalogFile) -> list[Problem]:
                 ))  # fmt: skip
             for k in keys:
                 owner.setdefault(k, (item.id, line))
+    crossing_of: dict[str, str] = {}
+    for name, terms in parsed.crossings.items():
+        for lang, term in terms.all():
+            key = fold_key(term)
+            if crossing_of.setdefault(key, name) != name:
+                problems.append(Problem(
+                    doc.file, doc.line_of(("crossings", name, lang)),
+                    f"crossing term {term!r} of {name!r} already names {crossing_of[key]!r}",
+                ))  # fmt: skip
     for name, marker in parsed.markers.items():
         if marker.adds_category:
             unknown([marker.adds_category], ("markers", name))

@@ -56,6 +56,8 @@ class ReportFacts:
     items: tuple[ItemFacts, ...]
     text_words: frozenset[str]
     crossing: str
+    crossing_name: str | None = None
+    """The crossing under its catalog name (丹东 -> Dandong-Sinuiju), else as written."""
     parties: PartyScreen | None = None
 
 
@@ -240,10 +242,17 @@ class Compiler:
             if values is not None:
                 tests.append(_field_in(name, frozenset(values)))
         if cond.crossing is not None:
+            # A value naming a catalog crossing matches it however the report writes it; any
+            # other value matches on word boundaries inside the crossing as written.
+            named = {
+                n
+                for c in cond.crossing
+                if (n := self.catalog.crossing_name(c)) in self.catalog.file.crossings
+            }
             patterns = [re.compile(rf"(?<!\w){re.escape(normalise(c).strip())}(?!\w)") for c in cond.crossing]
 
             def at_crossing(f: ReportFacts) -> Outcome | None:
-                if f.crossing and any(p.search(f.crossing) for p in patterns):
+                if (f.crossing_name in named) or (f.crossing and any(p.search(f.crossing) for p in patterns)):
                     return Outcome(evidence=[f"crossing {f.report.crossing}"])
                 return None
 
@@ -358,6 +367,7 @@ class RuleSet:
             items=tuple(items),
             text_words=self._words(report.text),
             crossing=normalise(report.crossing or ""),
+            crossing_name=self.catalog.crossing_name(report.crossing),
             parties=PartyScreen(screening, report) if screening is not None else None,
         )
 
@@ -547,7 +557,7 @@ def _alert(compiled: CompiledRule, facts: ReportFacts, outcome: Outcome, now: da
         tags=list(rule.tags),
         created_at=now,
         source=report.source,
-        crossing=report.crossing,
+        crossing=facts.crossing_name,
         origin_country=report.origin_country,
         destination_country=report.destination_country,
         importer=report.importer,
@@ -581,7 +591,7 @@ def _values(name: str, facts: ReportFacts, matched: Sequence[MatchedItem]) -> li
         return sorted({m.hs_code[:width] for m in matched if m.hs_code})
     if name == "category":
         return sorted({c for m in matched for c in m.categories})
-    value = getattr(facts.report, name)
+    value = facts.crossing_name if name == "crossing" else getattr(facts.report, name)
     # Ids stay as they are; names people type are compared case- and spacing-blind.
     text_field = name in ("crossing", "importer", "exporter")
     return [normalise(value).strip() if text_field else value] if value else []

@@ -48,7 +48,7 @@ async def test_news_report_file_to_http_channel(
     body = json.loads(receiver.messages[0]["message"])
     shipyard = next(a for a in body["alerts"] if a["rule_id"] == "shipyard-equipment")
     assert shipyard["legal_basis"].startswith("UNSCR 2397")
-    assert shipyard["crossing"] == "Hunchun-Rason"
+    assert shipyard["crossing"] == "Hunchun-Rason (Wonjong-ri)"  # the catalog's name for it
 
     # Feeding the same file again: nothing new is published, nothing is sent twice.
     await run_burst(s, lambda ctx: [IngestStage(ctx, [feed]), RulesStage(ctx), NotifyStage(ctx)])

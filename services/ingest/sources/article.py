@@ -39,15 +39,6 @@ from services.wire import describe_validation
 MAX_ARTICLE_BYTES = 5_000_000
 _SEPARATOR = re.compile(r"[\s\-_/·]+")
 
-CROSSINGS: dict[str, list[str]] = {
-    "Dandong-Sinuiju": ["Dandong", "Sinuiju", "Sinŭiju", "Sinuiju", "丹东", "新义州", "단둥", "신의주"],
-    "Hunchun-Rason (Wonjong-ri)": [
-        "Hunchun", "Rason", "Rajin", "Rajin-Sonbong", "Wonjong-ri", "Wonjong", "Quanhe",
-        "珲春", "罗先", "罗津", "圈河", "元汀", "훈춘", "라선", "나선", "라진", "원정리",
-    ],
-    "Changbai-Hyesan": ["Changbai", "Hyesan", "长白", "惠山", "장백", "창바이", "혜산"],
-}  # fmt: skip
-
 ORIGIN_WORDS = ["China", "Chinese", "中国", "中方", "중국"]
 DESTINATION_WORDS = ["North Korea", "North Korean", "DPRK", "Pyongyang", "朝鲜", "북한", "평양"]
 
@@ -352,8 +343,6 @@ class Extractor:
     def __init__(self, catalog: Catalog, rates: Rates | None = None) -> None:
         self.catalog = catalog
         self.rates = rates
-        crossing_terms = [(term, name) for name, terms in CROSSINGS.items() for term in terms]
-        self._crossings: TermMatcher[str] = TermMatcher(crossing_terms)
         self._origin: TermMatcher[str] = TermMatcher((w, "CN") for w in ORIGIN_WORDS)
         self._destination: TermMatcher[str] = TermMatcher((w, "KP") for w in DESTINATION_WORDS)
 
@@ -379,8 +368,8 @@ class Extractor:
                 here.append((item, mention.start, mention.end))
             prices = find_prices(paragraph, self.rates)
             out.prices += prices
-            for hit in self._crossings.find(norm):
-                crossings[hit.value] = None
+            for name in self.catalog.crossings_in(paragraph):  # the catalog's crossing names
+                crossings[name] = None
             if out.origin_country is None and self._origin.find(norm):
                 out.origin_country = "CN"
             if out.destination_country is None and self._destination.find(norm):
