@@ -171,7 +171,9 @@ def test_frequency_alert_says_how_many_and_which(tmp_path: Path) -> None:
         p = pending_of(report(rid, crossing="Dandong", items=[{"description": "lathe"}]), rules, "surge")
         alert = settle(p, state.decide(p, NOW))
     assert alert is not None
-    assert "3 matching reports with crossing=dandong sinuiju within 1d (threshold 3): a, b, c" in alert.evidence
+    assert (
+        "3 matching reports with crossing=dandong sinuiju within 1d (threshold 3): a, b, c" in alert.evidence
+    )
 
 
 def test_a_report_without_the_per_field_joins_no_group(tmp_path: Path) -> None:

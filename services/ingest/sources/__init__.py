@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from schemas.report import ImportReport
 
@@ -108,3 +109,26 @@ def external_id(source: str, parts: list[str]) -> str:
     if len(candidate) <= 200:
         return candidate
     return f"{source}-{hashlib.sha256(key.encode()).hexdigest()[:24]}"
+
+
+def json_object_line(
+    raw: bytes, where: str, encoding: str, max_bytes: int
+) -> dict[str, Any] | Rejection | None:
+    """One line of a JSON Lines file as a JSON object, a Rejection saying why not, or None for a
+    blank or ``#`` comment line."""
+    if len(raw) > max_bytes:
+        return Rejection(where, raw[:1000], f"line is {len(raw)} bytes, over the limit of {max_bytes}")
+    try:
+        text = raw.decode(encoding).strip()
+    except UnicodeDecodeError as error:
+        name = "UTF-8" if encoding.startswith("utf-8") else encoding
+        return Rejection(where, raw, f"not {name} (byte {error.start})")
+    if not text or text.startswith("#"):
+        return None
+    try:
+        document = json.loads(text)
+    except ValueError as error:
+        return Rejection(where, text, f"not JSON: {error}")
+    if not isinstance(document, dict):
+        return Rejection(where, text, f"expected a JSON object, got {type(document).__name__}")
+    return document

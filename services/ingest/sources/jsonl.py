@@ -6,7 +6,6 @@ Blank lines and lines starting with ``#`` are skipped. A bad line is rejected on
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from pydantic import ValidationError
 
 from schemas.report import ImportReport
 from services.ingest.publisher import content_id
-from services.ingest.sources import Parsed, Rejection, open_checked
+from services.ingest.sources import Parsed, Rejection, json_object_line, open_checked
 from services.wire import describe_validation
 
 MAX_LINE_BYTES = 1_000_000
@@ -41,28 +40,13 @@ class JsonlSource:
                 yield from self.parse_line(raw, f"{path.name}:{number}")
 
     def parse_line(self, raw: bytes, where: str) -> Iterator[Parsed]:
-        if len(raw) > self.max_line_bytes:
-            yield Rejection(
-                where,
-                raw[:1000],
-                f"line is {len(raw)} bytes, over the limit of {self.max_line_bytes}",
-            )
+        document = json_object_line(raw, where, "utf-8-sig", self.max_line_bytes)
+        if document is None:
             return
-        try:
-            text = raw.decode("utf-8-sig").strip()
-        except UnicodeDecodeError as error:
-            yield Rejection(where, raw, f"not UTF-8 (byte {error.start})")
+        if isinstance(document, Rejection):
+            yield document
             return
-        if not text or text.startswith("#"):
-            return
-        try:
-            document = json.loads(text)
-        except ValueError as error:
-            yield Rejection(where, text, f"not JSON: {error}")
-            return
-        if not isinstance(document, dict):
-            yield Rejection(where, text, f"expected a JSON object, got {type(document).__name__}")
-            return
+        text = raw.decode("utf-8-sig").strip()
         document.setdefault("source", self.source_name)
         if not document.get("report_id"):
             document["report_id"] = content_id(str(document["source"]), document)

@@ -29,7 +29,14 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from schemas.report import ImportReport
 from services.ingest.publisher import content_id
-from services.ingest.sources import Parsed, Rejection, UnreadableFile, external_id, open_checked
+from services.ingest.sources import (
+    Parsed,
+    Rejection,
+    UnreadableFile,
+    external_id,
+    json_object_line,
+    open_checked,
+)
 from services.rules.engine import Rates
 from services.wire import describe_validation
 from services.yamlfile import parse
@@ -343,24 +350,13 @@ class TableSource:
         for number_, raw in enumerate(handle, start=1):
             self.position += len(raw)
             where = f"{path.name}:{number_}"
-            if len(raw) > self.max_line_bytes:
-                yield Rejection(where, raw[:1000], f"line is {len(raw)} bytes, over the limit")
+            document = json_object_line(raw, where, self.mapping.encoding, self.max_line_bytes)
+            if document is None:
                 continue
-            try:
-                text = raw.decode(self.mapping.encoding).strip()
-            except UnicodeDecodeError as error:
-                yield Rejection(where, raw, f"not {self.mapping.encoding} (byte {error.start})")
+            if isinstance(document, Rejection):
+                yield document
                 continue
-            if not text or text.startswith("#"):
-                continue
-            try:
-                document = json.loads(text)
-            except ValueError as error:
-                yield Rejection(where, text, f"not JSON: {error}")
-                continue
-            if not isinstance(document, dict):
-                yield Rejection(where, text, f"expected a JSON object, got {type(document).__name__}")
-                continue
+            text = raw.decode(self.mapping.encoding).strip()
             row = {
                 str(k): "" if v is None else v if isinstance(v, str) else json.dumps(v)
                 for k, v in document.items()
