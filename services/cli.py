@@ -17,6 +17,7 @@ import typer
 
 from services.clitools import fail, load_settings
 from services.ingest import commands as ingest_commands
+from services.ops import commands as ops_commands
 from services.rules import commands as rules_commands
 from services.yamlfile import ConfigError
 
@@ -28,6 +29,8 @@ app = typer.Typer(
 )
 app.add_typer(rules_commands.app, name="rules")
 app.command("ingest")(ingest_commands.ingest)
+app.command("status")(ops_commands.status)
+app.add_typer(ops_commands.dlq_app, name="dlq")
 
 
 class StageName(StrEnum):

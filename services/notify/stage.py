@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 
 from schemas.alert import Alert
 from schemas.streams import NOTIFY_GROUP
+from services import metrics
 from services.logging import get_logger
 from services.notify.channels import Channel, load_channels
 from services.notify.render import Renderer
@@ -104,6 +105,7 @@ class NotifyStage:
             if done:
                 pipe.xack(c.stream, c.group, *done)
             await pipe.execute()
+        metrics.DEAD_LETTERS.labels(self.name).inc(len(dead))
 
     async def _plan(self, decoded: list[tuple[Entry, Alert]]) -> list[Delivery]:
         assert self.channels is not None
@@ -150,6 +152,7 @@ class NotifyStage:
             ok, error = False, redact(f"{type(exc).__name__}: {exc}")
         ms = round((time.perf_counter() - started) * 1000, 3)
         await self._record(delivery, ok, error)
+        metrics.DELIVERIES.labels(delivery.channel.id, "sent" if ok else "failed").inc()
         log = self.log.info if ok else self.log.warning
         log(
             "delivered" if ok else "delivery failed",

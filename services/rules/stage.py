@@ -1,7 +1,9 @@
 """The rules stage: reports in, explained alerts out, in one transaction per batch.
 
 For each batch: decode every report (a bad one is dead-lettered, the rest go on), evaluate the
-rule set, then XADD every alert and XACK every entry in one MULTI/EXEC. A crash before EXEC
+rule set, then XADD every alert and XACK every entry in one atomic script that skips the
+entries no longer pending for this consumer (see services/owned.py: a worker that stalled
+past ``reclaim_idle`` must not publish a batch another consumer reclaimed). A crash before it
 leaves the batch pending and publishes nothing; after it, everything is stored and acked.
 A redelivered report yields the same alert ids, so even a replay never notifies twice.
 """
@@ -12,8 +14,11 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from schemas.alert import Alert
 from schemas.streams import RULES_GROUP
+from services import metrics
 from services.logging import get_logger
+from services.owned import OwnedBatch
 from services.rules.engine import RuleSet, evaluate
 from services.rules.loader import load_from_settings
 from services.runtime import Consumes, Context
@@ -52,34 +57,54 @@ class RulesStage:
         assert self.ruleset is not None
         settings = self.ctx.settings
         now = datetime.now(UTC)
-        async with self.ctx.redis.pipeline(transaction=True) as pipe:
-            for entry in batch:
-                started = time.perf_counter()
-                try:
-                    report = decode_report(entry, settings.max_report_bytes)
-                    alerts = evaluate(report, self.ruleset, now)
-                except BadMessage as error:
-                    self._bury(pipe, entry, str(error))
-                    continue
-                except Exception as error:  # a defect must not block the rest of the batch
-                    self._bury(pipe, entry, f"rule evaluation failed: {type(error).__name__}: {error}")
-                    continue
-                for alert in alerts:
-                    pipe.xadd(self.alerts_stream, alert_fields(alert))  # type: ignore[arg-type]
-                self.log.info(
-                    "report evaluated",
-                    entry_id=entry.id,
-                    report_id=report.report_id,
-                    alerts=[
-                        {"alert_id": a.alert_id, "rule_id": a.rule_id, "severity": a.severity.value}
-                        for a in alerts
-                    ],
-                    ms=round((time.perf_counter() - started) * 1000, 3),
-                )
-            pipe.xack(self.consumes.stream, self.consumes.group, *[e.id for e in batch])
-            await pipe.execute()
-
-    def _bury(self, pipe: object, entry: Entry, reason: str) -> None:
         c = self.consumes
-        pipe.xadd(c.dead_stream, dead_letter_fields(self.name, entry, c.stream, reason))  # type: ignore[attr-defined]
-        self.log.warning("report rejected", entry_id=entry.id, reason=reason, dead_stream=c.dead_stream)
+        commit = OwnedBatch(c.stream, c.group, settings.consumer)
+        done: list[tuple[Entry, str | None, list[Alert], float]] = []
+        buried: list[tuple[Entry, str]] = []
+        for entry in batch:
+            started = time.perf_counter()
+            commit.entry(entry.id)
+            try:
+                report = decode_report(entry, settings.max_report_bytes)
+                alerts = evaluate(report, self.ruleset, now)
+            except BadMessage as error:
+                buried.append((entry, str(error)))
+                continue
+            except Exception as error:  # a defect must not block the rest of the batch
+                buried.append((entry, f"rule evaluation failed: {type(error).__name__}: {error}"))
+                continue
+            for alert in alerts:
+                commit.add(entry.id, self.alerts_stream, alert_fields(alert))
+            done.append((entry, report.report_id, alerts, (time.perf_counter() - started) * 1000))
+        for entry, reason in buried:
+            commit.add(entry.id, c.dead_stream, dead_letter_fields(self.name, entry, c.stream, reason))
+        owned = await commit.commit(self.ctx.redis)
+        # Logged after the commit, and only for what was ours: a line means "stored".
+        for entry, report_id, alerts, ms in done:
+            if entry.id not in owned:
+                continue
+            for a in alerts:
+                metrics.ALERTS.labels(a.rule_id, a.severity.value).inc()
+            self.log.info(
+                "report evaluated",
+                entry_id=entry.id,
+                report_id=report_id,
+                alerts=[
+                    {"alert_id": a.alert_id, "rule_id": a.rule_id, "severity": a.severity.value}
+                    for a in alerts
+                ],
+                ms=round(ms, 3),
+            )
+        for entry, reason in buried:
+            if entry.id in owned:
+                metrics.DEAD_LETTERS.labels(self.name).inc()
+                self.log.warning(
+                    "report rejected", entry_id=entry.id, reason=reason, dead_stream=c.dead_stream
+                )
+        if lost := [e.id for e in batch if e.id not in owned]:
+            metrics.NOT_OURS.labels(self.name).inc(len(lost))
+            self.log.warning(
+                "entries reclaimed by another consumer: their alerts were not published here",
+                entry_ids=lost[:20],
+                count=len(lost),
+            )
