@@ -35,6 +35,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from services import metrics, server
 from services.logging import get_logger
 from services.ops.heartbeat import Heartbeat
+from services.redact import redact
 from services.settings import Settings
 from services.wire import Entry, dead_letter_fields
 
@@ -170,8 +171,12 @@ class StreamWorker:
         started = time.perf_counter()
         try:
             await self.stage.handle(entries)
-        except BaseException:
+        except Exception as error:
             metrics.MESSAGES_FAILED.labels(name).inc(len(entries))
+            # Kept for the dead letter, should these entries never get through.
+            with contextlib.suppress(Exception):
+                text = redact(f"{type(error).__name__}: {error}")
+                await note_errors(self.ctx.redis, self.consumes, {e.id: text for e in entries})
             raise
         finally:
             metrics.HANDLE_SECONDS.labels(name).observe(time.perf_counter() - started)
@@ -255,13 +260,20 @@ class StreamWorker:
 
     async def _bury_poison(self, entries: list[Entry]) -> list[Entry]:
         limit = self.ctx.settings.max_deliveries
-        keep = []
-        for entry in entries:
-            if entry.deliveries <= limit:
-                keep.append(entry)
-                continue
+        keep = [e for e in entries if e.deliveries <= limit]
+        poison = [e for e in entries if e.deliveries > limit]
+        if not poison:
+            return keep
+        key = errors_key(self.consumes)
+        errors = await self.ctx.redis.hmget(key, [e.id for e in poison])
+        for entry, error in zip(poison, errors, strict=True):
             reason = f"delivered {entry.deliveries} times (limit {limit}) without being handled"
+            if error:
+                reason += (
+                    f"; last error: {error.decode('utf-8', 'replace') if isinstance(error, bytes) else error}"
+                )
             await dead_letter(self.ctx.redis, self.stage.name, self.consumes, entry, reason)
+        await self.ctx.redis.hdel(key, *[e.id for e in poison])
         return keep
 
     async def idle(self) -> bool:
@@ -292,6 +304,22 @@ async def _xautoclaim(
         claimed.append((decoded_id, fields))
     deleted = [d.decode() if isinstance(d, bytes) else d for d in (reply[2] if len(reply) > 2 else [])]
     return next_id, claimed, deleted
+
+
+def errors_key(consumes: Consumes) -> str:
+    """A hash of the last error of each entry that failed in this group, for its dead letter."""
+    return f"{consumes.stream}:errors:{consumes.group}"
+
+
+async def note_errors(redis: aredis.Redis, consumes: Consumes, errors: dict[str, str]) -> None:
+    """Remember why these entries failed (secrets masked); the hash lives a week past the last."""
+    if not errors:
+        return
+    key = errors_key(consumes)
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hset(key, mapping={i: redact(e)[:2000] for i, e in errors.items()})
+        pipe.expire(key, 7 * 86_400)
+        await pipe.execute()
 
 
 async def dead_letter(redis: aredis.Redis, stage: str, consumes: Consumes, entry: Entry, reason: str) -> None:

@@ -26,7 +26,7 @@ from services.notify.channels import Channel, load_channels
 from services.notify.render import Renderer
 from services.notify.subscriptions import Subscription, load_subscriptions
 from services.redact import redact
-from services.runtime import Consumes, Context
+from services.runtime import Consumes, Context, note_errors
 from services.wire import BadMessage, Entry, dead_letter_fields, decode_alert
 
 
@@ -98,6 +98,9 @@ class NotifyStage:
         }
 
         done = [e.id for e in batch if e.id not in failed]
+        await note_errors(
+            redis, c, dict.fromkeys(failed, "a channel refused the message (see the deliveries stream)")
+        )
         async with redis.pipeline(transaction=True) as pipe:
             for entry, reason in dead:
                 pipe.xadd(c.dead_stream, dead_letter_fields(self.name, entry, c.stream, reason))  # type: ignore[arg-type]
