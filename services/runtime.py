@@ -129,6 +129,9 @@ class StreamWorker:
     ctx: Context
     subscribers: list[Any] = field(default_factory=list)
     on_progress: Callable[[], None] | None = None
+    in_flight: set[str] = field(default_factory=set)
+    """Entries this process is handling now: its own reclaimer must not take them a second time
+    (a batch slowed past ``reclaim_idle``, say by a server restart, would be handled twice)."""
 
     def register(self, broker: RedisBroker) -> None:
         s = self.ctx.settings
@@ -169,6 +172,8 @@ class StreamWorker:
         if retried := sum(1 for e in entries if e.deliveries > 1):
             metrics.RETRIES.labels(name).inc(retried)
         started = time.perf_counter()
+        ids = [e.id for e in entries]
+        self.in_flight.update(ids)
         try:
             await self.stage.handle(entries)
         except Exception as error:
@@ -179,6 +184,7 @@ class StreamWorker:
                 await note_errors(self.ctx.redis, self.consumes, {e.id: text for e in entries})
             raise
         finally:
+            self.in_flight.difference_update(ids)
             metrics.HANDLE_SECONDS.labels(name).observe(time.perf_counter() - started)
         metrics.MESSAGES_OUT.labels(name).inc(len(entries))
         metrics.LAST_PROGRESS.labels(name).set_to_current_time()
@@ -233,7 +239,7 @@ class StreamWorker:
                         entry_ids=deleted[:20],
                         count=len(deleted),
                     )
-                entries = [Entry(i, f) for i, f in claimed if f is not None]
+                entries = [Entry(i, f) for i, f in claimed if f is not None and i not in self.in_flight]
                 if entries:
                     log.info("reclaimed", count=len(entries), first=entries[0].id)
                     await self.on_entries(entries, reclaimed=True)
