@@ -31,7 +31,6 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services.settings import Settings
 
-
 POOL_SIZE = 64
 """Connections per client; more concurrent commands wait for one (up to POOL_WAIT seconds)."""
 POOL_WAIT = 30.0
