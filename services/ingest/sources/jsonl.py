@@ -60,6 +60,9 @@ class JsonlSource:
         except ValueError as error:
             yield Rejection(where, text, f"not JSON: {error}")
             return
+        except RecursionError:  # [[[[...]]]] thousands deep: a rejection, not a crash
+            yield Rejection(where, text[:1000], "not a report: JSON nested too deeply")
+            return
         if not isinstance(document, dict):
             yield Rejection(where, text, f"expected a JSON object, got {type(document).__name__}")
             return
