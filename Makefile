@@ -7,7 +7,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test lint fmt typecheck schemas compose-check clean eval eval-items eval-parties bench bench-screening
+.PHONY: setup run test lint fmt typecheck schemas compose-check chaos clean eval eval-items eval-parties bench bench-screening
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -39,6 +39,11 @@ lint: setup
 fmt: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+## chaos: 20,000 reports through the whole pipeline while workers are SIGKILLed and the server
+## restarts; the last line is the JSON result (also in benchmarks/results/chaos.json). ~10 min.
+chaos: setup
+	$(BIN)/python -m benchmarks.chaos --reports 20000 --out benchmarks/results/chaos.json
 
 ## schemas: rewrite schemas/json/ from the pydantic models
 schemas: setup

@@ -1,0 +1,1 @@
+"""Reproducible runs: throughput, latency, chaos; results written beside them."""

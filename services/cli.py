@@ -18,6 +18,7 @@ import typer
 from services.clitools import fail, load_settings
 from services.ingest import commands as ingest_commands
 from services.notify import commands as notify_commands
+from services.ops import commands as ops_commands
 from services.rules import commands as rules_commands
 from services.sanctions import commands as sanctions_commands
 from services.yamlfile import ConfigError
@@ -32,6 +33,8 @@ app.add_typer(rules_commands.app, name="rules")
 app.add_typer(sanctions_commands.app, name="sanctions")
 app.command("ingest")(ingest_commands.ingest)
 notify_commands.register(app)
+app.command("status")(ops_commands.status)
+app.add_typer(ops_commands.dlq_app, name="dlq")
 
 
 class StageName(StrEnum):

@@ -48,7 +48,9 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(logging.WARNING)
+    # At debug, the libraries' own debug lines too (Apprise logs the URLs it posts to): that is
+    # when an operator hunts a failing channel, and they pass through the same redaction.
+    root.setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
 
 
 class _RedactFilter(logging.Filter):

@@ -32,13 +32,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from services import server
+from services import metrics, server
 from services.logging import get_logger
+from services.ops.heartbeat import Heartbeat
+from services.redact import redact
 from services.settings import Settings
 from services.wire import Entry, dead_letter_fields
-
-GRACE_SECONDS = 30.0
-"""On SIGTERM/SIGINT, how long the work in hand may take to finish and be acked."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +128,10 @@ class StreamWorker:
     consumes: Consumes
     ctx: Context
     subscribers: list[Any] = field(default_factory=list)
+    on_progress: Callable[[], None] | None = None
+    in_flight: set[str] = field(default_factory=set)
+    """Entries this process is handling now: its own reclaimer must not take them a second time
+    (a batch slowed past ``reclaim_idle``, say by a server restart, would be handled twice)."""
 
     def register(self, broker: RedisBroker) -> None:
         s = self.ctx.settings
@@ -158,11 +161,35 @@ class StreamWorker:
         )
 
     async def on_entries(self, entries: list[Entry], *, reclaimed: bool) -> None:
+        name = self.stage.name
         if reclaimed:
+            metrics.RECLAIMED.labels(name).inc(len(entries))
             entries = await self._with_delivery_counts(entries)
             entries = await self._bury_poison(entries)
-        if entries:
+        if not entries:
+            return
+        metrics.MESSAGES_IN.labels(name).inc(len(entries))
+        if retried := sum(1 for e in entries if e.deliveries > 1):
+            metrics.RETRIES.labels(name).inc(retried)
+        started = time.perf_counter()
+        ids = [e.id for e in entries]
+        self.in_flight.update(ids)
+        try:
             await self.stage.handle(entries)
+        except Exception as error:
+            metrics.MESSAGES_FAILED.labels(name).inc(len(entries))
+            # Kept for the dead letter, should these entries never get through.
+            with contextlib.suppress(Exception):
+                text = redact(f"{type(error).__name__}: {error}")
+                await note_errors(self.ctx.redis, self.consumes, {e.id: text for e in entries})
+            raise
+        finally:
+            self.in_flight.difference_update(ids)
+            metrics.HANDLE_SECONDS.labels(name).observe(time.perf_counter() - started)
+        metrics.MESSAGES_OUT.labels(name).inc(len(entries))
+        metrics.LAST_PROGRESS.labels(name).set_to_current_time()
+        if self.on_progress is not None:
+            self.on_progress()
 
     async def _with_delivery_counts(self, entries: list[Entry]) -> list[Entry]:
         # One XPENDING over the claimed range gives every entry's delivery count.
@@ -212,7 +239,7 @@ class StreamWorker:
                         entry_ids=deleted[:20],
                         count=len(deleted),
                     )
-                entries = [Entry(i, f) for i, f in claimed if f is not None]
+                entries = [Entry(i, f) for i, f in claimed if f is not None and i not in self.in_flight]
                 if entries:
                     log.info("reclaimed", count=len(entries), first=entries[0].id)
                     await self.on_entries(entries, reclaimed=True)
@@ -221,24 +248,38 @@ class StreamWorker:
                     await rest()
             except ResponseError as error:
                 if "NOGROUP" in str(error):
-                    await ensure_group(self.ctx.redis, c.stream, c.group)
-                    log.warning("consumer group recreated", stream=c.stream, group=c.group)
+                    with contextlib.suppress(Exception):
+                        await ensure_group(self.ctx.redis, c.stream, c.group)
+                        log.warning("consumer group recreated", stream=c.stream, group=c.group)
                 else:
+                    metrics.REDIS_ERRORS.labels("reclaimer").inc()
                     log.error("reclaim failed", error=str(error))
+                start = "0-0"
                 await rest()
             except Exception as error:
+                # A dropped connection or a restarting server: the client retried with backoff
+                # already; rest and start over rather than exit.
+                metrics.REDIS_ERRORS.labels("reclaimer").inc()
                 log.error("reclaim failed", error=str(error))
+                start = "0-0"
                 await rest()
 
     async def _bury_poison(self, entries: list[Entry]) -> list[Entry]:
         limit = self.ctx.settings.max_deliveries
-        keep = []
-        for entry in entries:
-            if entry.deliveries <= limit:
-                keep.append(entry)
-                continue
+        keep = [e for e in entries if e.deliveries <= limit]
+        poison = [e for e in entries if e.deliveries > limit]
+        if not poison:
+            return keep
+        key = errors_key(self.consumes)
+        errors = await self.ctx.redis.hmget(key, [e.id for e in poison])
+        for entry, error in zip(poison, errors, strict=True):
             reason = f"delivered {entry.deliveries} times (limit {limit}) without being handled"
+            if error:
+                reason += (
+                    f"; last error: {error.decode('utf-8', 'replace') if isinstance(error, bytes) else error}"
+                )
             await dead_letter(self.ctx.redis, self.stage.name, self.consumes, entry, reason)
+        await self.ctx.redis.hdel(key, *[e.id for e in poison])
         return keep
 
     async def idle(self) -> bool:
@@ -271,12 +312,29 @@ async def _xautoclaim(
     return next_id, claimed, deleted
 
 
+def errors_key(consumes: Consumes) -> str:
+    """A hash of the last error of each entry that failed in this group, for its dead letter."""
+    return f"{consumes.stream}:errors:{consumes.group}"
+
+
+async def note_errors(redis: aredis.Redis, consumes: Consumes, errors: dict[str, str]) -> None:
+    """Remember why these entries failed (secrets masked); the hash lives a week past the last."""
+    if not errors:
+        return
+    key = errors_key(consumes)
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hset(key, mapping={i: redact(e)[:2000] for i, e in errors.items()})
+        pipe.expire(key, 7 * 86_400)
+        await pipe.execute()
+
+
 async def dead_letter(redis: aredis.Redis, stage: str, consumes: Consumes, entry: Entry, reason: str) -> None:
     """Move an entry to the stage's dead-letter stream and ack it, in one transaction."""
     async with redis.pipeline(transaction=True) as pipe:
         pipe.xadd(consumes.dead_stream, dead_letter_fields(stage, entry, consumes.stream, reason))  # type: ignore[arg-type]
         pipe.xack(consumes.stream, consumes.group, entry.id)
         await pipe.execute()
+    metrics.DEAD_LETTERS.labels(stage).inc()
     get_logger(stage=stage).warning(
         "dead-lettered", entry_id=entry.id, reason=reason, dead_stream=consumes.dead_stream
     )
@@ -295,13 +353,35 @@ class Runtime:
     _reclaimers: list[asyncio.Task[None]] = field(default_factory=list)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     log: Any = field(default_factory=lambda: get_logger(component="runtime"))
+    heartbeat: Heartbeat | None = None
+    _heartbeat_task: asyncio.Task[None] | None = None
+    metrics_server: metrics.MetricsServer | None = None
+    _ready: bool = False
+
+    async def readiness(self) -> tuple[bool, str]:
+        if not self._ready:
+            return False, "starting" if not self._stop.is_set() else "stopping"
+        try:
+            await asyncio.wait_for(self.ctx.redis.ping(), 2.0)
+        except Exception as error:
+            return False, f"server unreachable: {type(error).__name__}"
+        return True, "ok"
 
     async def on_startup(self) -> None:
+        s = self.ctx.settings
+        if s.metrics_port:
+            # Before the stages start, so a probe sees "starting" rather than nothing.
+            self.metrics_server = metrics.MetricsServer(s.metrics_host, s.metrics_port, self.readiness)
+            await self.metrics_server.start()
+            self.log.info("metrics served", url=f"http://{s.metrics_host}:{self.metrics_server.port}/metrics")
         await self.ctx.redis.ping()
         for worker in self.workers:
             await ensure_group(self.ctx.redis, worker.consumes.stream, worker.consumes.group)
         for stage in self.stages:
             await stage.start()
+        self.heartbeat = Heartbeat(self.ctx.redis, s, [st.name for st in self.stages])
+        for worker in self.workers:
+            worker.on_progress = self.heartbeat.progressed
         self.log.info(
             "started",
             stages=[s.name for s in self.stages],
@@ -318,23 +398,47 @@ class Runtime:
             for w in self.workers
         ]
         self._supervisor = asyncio.create_task(self._supervise(), name="supervisor")
+        if self.heartbeat is not None:
+            self._heartbeat_task = asyncio.create_task(self.heartbeat.run(self._stop), name="heartbeat")
+        self._ready = True
 
     async def on_shutdown(self) -> None:
+        # FastStream calls this before it stops the broker: stop reading here, at once, and
+        # let the batches in hand (readers' and reclaimers') finish and be acked within the
+        # grace period. Anything not acked by then stays pending and is reclaimed elsewhere.
+        self._ready = False
+        grace = self.ctx.settings.shutdown_grace
+        self.log.info("stopping", grace_s=grace)
         if self._supervisor is not None:
             self._supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._supervisor
-        # Reclaimers finish the batch in hand (within the grace period) before the readers stop.
         self._stop.set()
-        if self._reclaimers:
-            _, late = await asyncio.wait(self._reclaimers, timeout=GRACE_SECONDS)
+        readers = [
+            asyncio.create_task(sub.stop(), name=f"{w.stage.name}-reader-stop")
+            for w in self.workers
+            for sub in w.subscribers
+            if sub.running
+        ]
+        in_hand = [*self._reclaimers, *readers]
+        if in_hand:
+            _, late = await asyncio.wait(in_hand, timeout=grace)
             for task in late:
                 task.cancel()
+            if late:
+                self.log.warning("grace period over: unfinished work stays pending", tasks=len(late))
+        if self._heartbeat_task is not None:
+            await asyncio.wait([self._heartbeat_task], timeout=5.0)
+            self._heartbeat_task.cancel()
 
     async def after_shutdown(self) -> None:
         # Subscribers have stopped and the work in hand is acked: now the stages finish theirs.
         for stage in self.stages:
             await stage.stop()
+        if self.heartbeat is not None:
+            await self.heartbeat.clear()
+        if self.metrics_server is not None:
+            await self.metrics_server.stop()
         await self.ctx.redis.aclose()
         self.ctx.endpoint.close()
         self.log.info("stopped")
@@ -393,7 +497,7 @@ def build(settings: Settings, stages: Sequence[Stage], ctx: Context, *, burst: b
     """A FastStream app running these stages, supervised."""
     broker = RedisBroker(
         ctx.endpoint.url_with_password(),
-        graceful_timeout=GRACE_SECONDS,
+        graceful_timeout=settings.shutdown_grace,
         logger=get_logger(component="faststream"),
         log_level=10,  # FastStream's per-message lines at DEBUG: ours carry the ids
         retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionResetError],

@@ -23,12 +23,17 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import redis.asyncio as aredis
+from redis.asyncio.connection import BlockingConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services.settings import Settings
+
+POOL_SIZE = 64
+"""Connections per client; more concurrent commands wait for one (up to POOL_WAIT seconds)."""
+POOL_WAIT = 30.0
 
 
 class ServerUnavailable(RuntimeError):
@@ -199,10 +204,17 @@ def resolve(settings: Settings) -> Endpoint:
 
 
 def client(endpoint: Endpoint, *, decode_responses: bool = False) -> aredis.Redis:
-    """A client that rides out connection drops and server restarts with jittered backoff."""
+    """A client that rides out connection drops and server restarts with jittered backoff.
+
+    Its pool *waits* for a free connection rather than raising ``Too many connections``: a
+    stage that records many sends at once (notify) would otherwise fail a batch whose messages
+    already went out, and send them all again.
+    """
     retry = Retry(ExponentialWithJitterBackoff(base=0.05, cap=2.0), retries=8)
-    return aredis.Redis.from_url(
+    pool = BlockingConnectionPool.from_url(
         endpoint.url,
+        max_connections=POOL_SIZE,
+        timeout=POOL_WAIT,
         password=endpoint.password,
         decode_responses=decode_responses,
         retry=retry,
@@ -211,3 +223,6 @@ def client(endpoint: Endpoint, *, decode_responses: bool = False) -> aredis.Redi
         socket_connect_timeout=5,
         socket_keepalive=True,
     )
+    redis = aredis.Redis(connection_pool=pool)
+    redis.auto_close_connection_pool = True  # aclose() closes the pool too, as from_url's does
+    return redis

@@ -163,6 +163,24 @@ class Settings(BaseSettings):
     )
 
     # --- operations
+    shutdown_grace: Duration = Field(
+        default=30.0, gt=0, description="on SIGTERM/SIGINT, how long the work in hand may take to be acked"
+    )
+    metrics_port: int = Field(
+        default=0, ge=0, le=65535, description="Prometheus metrics and health endpoints; 0: off"
+    )
+    metrics_host: str = Field(default="127.0.0.1", description="address the metrics endpoint binds")
+    heartbeat_interval: Duration = Field(
+        default=5.0, gt=0, description="how often each worker writes its heartbeat key"
+    )
+    stall_after: Duration = Field(
+        default=120.0,
+        gt=0,
+        description="a group with work waiting and nobody reading or reclaiming this long is stalled",
+    )
+    stall_alert_url: SecretStr | None = Field(
+        default=None, description="Apprise URL told when the pipeline stalls; unset: log and metric only"
+    )
 
     # --- logs
     log_format: Literal["auto", "json", "console"] = Field(

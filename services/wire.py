@@ -66,6 +66,8 @@ def _decode(entry: Entry, field: str, model: type[M], max_bytes: int) -> M:
                 json.loads(text)
             except ValueError as json_error:
                 raise BadMessage(f"{field} is not JSON: {json_error}") from error
+            except RecursionError:  # [[[[...]]]] thousands deep: refused, not a crash
+                raise BadMessage(f"{field} is nested too deeply to be a {model.__name__}") from error
         raise BadMessage(f"{field} is not a valid {model.__name__}: {describe_validation(error)}") from error
 
 

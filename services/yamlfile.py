@@ -125,7 +125,11 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_
 
 
 def parse(text: str, file: str) -> Document:
-    loader = _LineLoader(text)
+    try:
+        # The reader checks every character as it is built: a control character raises here.
+        loader = _LineLoader(text)
+    except yaml.YAMLError as error:
+        raise ConfigError([Problem(file, None, f"not valid YAML: {error}")]) from None
     loader.lines = {}  # type: ignore[attr-defined]
     try:
         node = loader.get_single_node()
@@ -140,6 +144,8 @@ def parse(text: str, file: str) -> Document:
         context = getattr(error, "context", None)
         message = f"not valid YAML: {problem}" + (f" ({context})" if context else "")
         raise ConfigError([Problem(file, line, message)]) from None
+    except RecursionError:  # [[[[...]]]] thousands deep: refused, not a crash
+        raise ConfigError([Problem(file, None, "not valid YAML here: nested too deeply")]) from None
     finally:
         loader.dispose()
     return Document(file, data, loader.lines)  # type: ignore[attr-defined]

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 
 from schemas.alert import Alert
 from schemas.streams import NOTIFY_GROUP
+from services import metrics
 from services.logging import get_logger
 from services.notify import plan
 from services.notify.channels import Channel, load_channels
@@ -35,7 +36,7 @@ from services.notify.render import Renderer
 from services.notify.silences import SilenceStore
 from services.notify.subscriptions import Subscription, load_subscriptions, renderer_for
 from services.redact import redact
-from services.runtime import GRACE_SECONDS, Consumes, Context
+from services.runtime import Consumes, Context
 from services.wire import BadMessage, Entry, dead_letter_fields, decode_alert
 
 
@@ -92,7 +93,7 @@ class NotifyStage:
         for event in self._wake.values():
             event.set()
         if self._senders:
-            _, late = await asyncio.wait(self._senders, timeout=GRACE_SECONDS)
+            _, late = await asyncio.wait(self._senders, timeout=self.ctx.settings.shutdown_grace)
             for task in late:
                 task.cancel()
 
@@ -121,6 +122,7 @@ class NotifyStage:
                     pipe.xack(c.stream, c.group, entry.id)
                     self.log.warning("alert rejected", entry_id=entry.id, reason=reason)
                 await pipe.execute()
+            metrics.DEAD_LETTERS.labels(self.name).inc(len(dead))
         if not decoded:
             return
 
@@ -203,6 +205,7 @@ class NotifyStage:
             claimed, outcome, time.time(), error=error, retry_at=retry_at,
             dead_stream=self.consumes.dead_stream, ms=ms,
         )  # fmt: skip
+        metrics.DELIVERIES.labels(channel.id, outcome).inc()
         alerts = claimed.alerts
         log = self.log.info if outcome == "sent" else self.log.warning
         log(

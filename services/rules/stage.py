@@ -2,11 +2,13 @@
 
 For each batch: decode every report (a bad one is dead-lettered, the rest go on), evaluate the
 rule set, apply the state of rules over time (frequency, new_term) in Redis, then XADD every
-alert and XACK every entry in one MULTI/EXEC. A crash before EXEC leaves the batch pending and
-publishes nothing; after it, everything is stored and acked. State decisions are stored per
-report id (``services/rules/state.py``), so a report redelivered after a crash between the two
-steps gets its decision back rather than counting twice. A redelivered report yields the same
-alert ids, so even a replay never notifies twice.
+alert and XACK every entry in one atomic script that skips the entries no longer pending for this
+consumer (see services/owned.py: a worker that stalled past ``reclaim_idle`` must not publish a
+batch another consumer reclaimed). A crash before it leaves the batch pending and publishes
+nothing; after it, everything is stored and acked. State decisions are stored per report id
+(``services/rules/state.py``), so a report redelivered after a crash between the two steps gets
+its decision back rather than counting twice. A redelivered report yields the same alert ids, so
+even a replay never notifies twice.
 
 The rule set is replaced whole by the reloader when its files change; each batch is evaluated
 by the one rule set that was live when the batch began.
@@ -21,7 +23,9 @@ from datetime import UTC, datetime
 from schemas.alert import Alert
 from schemas.report import ImportReport
 from schemas.streams import RULES_GROUP
+from services import metrics
 from services.logging import get_logger
+from services.owned import OwnedBatch
 from services.rules import state
 from services.rules.engine import RuleSet, Verdict, explain
 from services.rules.loader import load_from_settings
@@ -80,10 +84,13 @@ class RulesStage:
         settings = self.ctx.settings
         now = datetime.now(UTC)
         screening = await self.screening.current()  # rebuilt only when a list version changed
+        c = self.consumes
+        commit = OwnedBatch(c.stream, c.group, settings.consumer)
         done: list[tuple[Entry, ImportReport, list[Verdict], float]] = []
         buried: list[tuple[Entry, str]] = []
         for entry in batch:
             started = time.perf_counter()
+            commit.entry(entry.id)
             try:
                 report = decode_report(entry, settings.max_report_bytes)
                 verdicts = explain(report, ruleset, now, screening)
@@ -96,37 +103,47 @@ class RulesStage:
             done.append((entry, report, verdicts, time.perf_counter() - started))
         pending: list[Pending] = [v.pending for _, _, vs, _ in done for v in vs if v.pending is not None]
         # Stored before the alerts are published; a redelivery replays the stored decisions.
-        settled = iter(
-            settle(p, d)
-            for p, d in zip(
-                pending, await state.decide(self.ctx.redis, settings.streams, pending, now), strict=True
+        decisions = await state.decide(self.ctx.redis, settings.streams, pending, now)
+        settled = iter(settle(p, d) for p, d in zip(pending, decisions, strict=True))
+        published: list[tuple[Entry, str, list[Alert], float]] = []
+        for entry, report, verdicts, seconds in done:
+            alerts: list[Alert] = []
+            for verdict in verdicts:
+                alert = verdict.alert if verdict.pending is None else next(settled)
+                if alert is not None:
+                    alerts.append(alert)
+                    commit.add(entry.id, self.alerts_stream, alert_fields(alert))
+            published.append((entry, report.report_id, alerts, seconds))
+        for entry, reason in buried:
+            commit.add(entry.id, c.dead_stream, dead_letter_fields(self.name, entry, c.stream, reason))
+        owned = await commit.commit(self.ctx.redis)
+        # Logged after the commit, and only for what was ours: a line means "stored".
+        for entry, report_id, alerts, seconds in published:
+            if entry.id not in owned:
+                continue
+            for a in alerts:
+                metrics.ALERTS.labels(a.rule_id, a.severity.value).inc()
+            self.log.info(
+                "report evaluated",
+                entry_id=entry.id,
+                report_id=report_id,
+                ruleset_version=ruleset.version,
+                alerts=[
+                    {"alert_id": a.alert_id, "rule_id": a.rule_id, "severity": a.severity.value}
+                    for a in alerts
+                ],
+                ms=round(seconds * 1000, 3),
             )
-        )
-        async with self.ctx.redis.pipeline(transaction=True) as pipe:
-            for entry, reason in buried:
-                self._bury(pipe, entry, reason)
-            for entry, report, verdicts, seconds in done:
-                alerts: list[Alert] = []
-                for verdict in verdicts:
-                    alert = verdict.alert if verdict.pending is None else next(settled)
-                    if alert is not None:
-                        alerts.append(alert)
-                        pipe.xadd(self.alerts_stream, alert_fields(alert))  # type: ignore[arg-type]
-                self.log.info(
-                    "report evaluated",
-                    entry_id=entry.id,
-                    report_id=report.report_id,
-                    ruleset_version=ruleset.version,
-                    alerts=[
-                        {"alert_id": a.alert_id, "rule_id": a.rule_id, "severity": a.severity.value}
-                        for a in alerts
-                    ],
-                    ms=round(seconds * 1000, 3),
+        for entry, reason in buried:
+            if entry.id in owned:
+                metrics.DEAD_LETTERS.labels(self.name).inc()
+                self.log.warning(
+                    "report rejected", entry_id=entry.id, reason=reason, dead_stream=c.dead_stream
                 )
-            pipe.xack(self.consumes.stream, self.consumes.group, *[e.id for e in batch])
-            await pipe.execute()
-
-    def _bury(self, pipe: object, entry: Entry, reason: str) -> None:
-        c = self.consumes
-        pipe.xadd(c.dead_stream, dead_letter_fields(self.name, entry, c.stream, reason))  # type: ignore[attr-defined]
-        self.log.warning("report rejected", entry_id=entry.id, reason=reason, dead_stream=c.dead_stream)
+        if lost := [e.id for e in batch if e.id not in owned]:
+            metrics.NOT_OURS.labels(self.name).inc(len(lost))
+            self.log.warning(
+                "entries reclaimed by another consumer: their alerts were not published here",
+                entry_ids=lost[:20],
+                count=len(lost),
+            )

@@ -54,6 +54,7 @@ async def test_poison_message_is_dead_lettered_after_the_delivery_limit(
     fields = dead[0][1]
     assert fields[b"dead.deliveries"] == b"4"
     assert b"limit 3" in fields[b"dead.reason"]
+    assert b"last error: RuntimeError: dependency down" in fields[b"dead.reason"]
     assert json.loads(fields[b"report"])["report_id"] == NEWS_REPORT["report_id"]
     assert stages[0].calls == 3
     assert raw_redis.xpending(s.streams.reports, "crashing")["pending"] == 0

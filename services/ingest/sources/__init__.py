@@ -129,6 +129,8 @@ def json_object_line(
         document = json.loads(text)
     except ValueError as error:
         return Rejection(where, text, f"not JSON: {error}")
+    except RecursionError:  # [[[[...]]]] thousands deep: a rejection, not a crash
+        return Rejection(where, text[:1000], "not a report: JSON nested too deeply")
     if not isinstance(document, dict):
         return Rejection(where, text, f"expected a JSON object, got {type(document).__name__}")
     return document

@@ -201,6 +201,17 @@ def country(value: str) -> str:
 _NUMBER = re.compile(r"^[+-]?(\d{1,3}(,\d{3})+|\d*)(\.\d+)?([eE][+-]?\d+)?$")
 
 
+_PERIODS = [
+    (re.compile(r"^\d{4}$"), "%Y"),
+    (re.compile(r"^\d{6}$"), "%Y%m"),
+    (re.compile(r"^\d{4}-\d{2}$"), "%Y-%m"),
+    (re.compile(r"^\d{4}M\d{2}$"), "%YM%m"),
+    (re.compile(r"^\d{8}$"), "%Y%m%d"),
+    (re.compile(r"^\d{4}/\d{1,2}/\d{1,2}$"), "%Y/%m/%d"),
+]
+"""Period forms of trade statistics (2026, 202601, 2026-01, 2026M01, ...) and how to read them."""
+
+
 def number(value: str, what: str) -> float | None:
     text = value.strip().replace("\u00a0", "").replace(" ", "")
     if not text:
@@ -215,15 +226,8 @@ def moment(value: str, what: str) -> datetime | None:
     text = value.strip()
     if not text:
         return None
-    for pattern, fmt in (
-        (r"^\d{4}$", "%Y"),
-        (r"^\d{6}$", "%Y%m"),
-        (r"^\d{4}-\d{2}$", "%Y-%m"),
-        (r"^\d{4}M\d{2}$", "%YM%m"),
-        (r"^\d{8}$", "%Y%m%d"),
-        (r"^\d{4}/\d{1,2}/\d{1,2}$", "%Y/%m/%d"),
-    ):
-        if re.match(pattern, text):
+    for pattern, fmt in _PERIODS:
+        if pattern.match(text):
             return datetime.strptime(text, fmt).replace(tzinfo=UTC)
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))

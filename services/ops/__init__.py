@@ -1,0 +1,1 @@
+"""What operators use: pipeline status, dead letters, heartbeats and the stall watchdog."""

@@ -1,0 +1,126 @@
+"""Dead letters: what a stage gave up on, why, and putting it back once the cause is fixed.
+
+Each stage's dead-letter stream holds the original entry fields as they were, plus ``dead.*``
+fields (reason, deliveries, stage, the input stream and entry id, when). Replaying an entry puts
+the original fields back on the stage's input stream and removes it from the dead-letter
+stream in one transaction, so a crash cannot leave it in both or neither. A replayed report
+yields the same alert ids and a replayed alert is not sent again to a channel that had it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import redis.asyncio as aredis
+
+from schemas.streams import StreamNames
+
+DEAD_PREFIX = b"dead."
+
+
+class DeadStage(StrEnum):
+    ingest = "ingest"
+    rules = "rules"
+    notify = "notify"
+
+
+class CannotReplay(ValueError):
+    """Replay is not possible for this stage's dead letters; the message says why."""
+
+
+def dead_stream(names: StreamNames, stage: DeadStage) -> str:
+    return {
+        DeadStage.ingest: names.reports_rejected,
+        DeadStage.rules: names.reports_dead,
+        DeadStage.notify: names.alerts_dead,
+    }[stage]
+
+
+def input_stream(names: StreamNames, stage: DeadStage) -> str:
+    if stage is DeadStage.ingest:
+        raise CannotReplay("rejected input never became a report: fix the source file and ingest it again")
+    return names.reports if stage is DeadStage.rules else names.alerts
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+@dataclass(frozen=True)
+class DeadEntry:
+    id: str
+    fields: dict[bytes, bytes]
+
+    @property
+    def original(self) -> dict[bytes, bytes]:
+        """The fields as the stage received them, without the ``dead.*`` annotations."""
+        return {k: v for k, v in self.fields.items() if not k.startswith(DEAD_PREFIX)}
+
+    def meta(self, name: str) -> str:
+        # Ingest's rejected entries carry reason and at without the dead. prefix.
+        raw = self.fields.get(DEAD_PREFIX + name.encode(), self.fields.get(name.encode(), b""))
+        return _text(raw)
+
+    def summary(self, limit: int = 300) -> dict[str, Any]:
+        reason = self.meta("reason")
+        return {
+            "id": self.id,
+            "at": self.meta("at"),
+            "deliveries": self.meta("deliveries"),
+            "entry_id": self.meta("entry_id"),
+            "reason": reason if len(reason) <= limit else reason[:limit] + "…",
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "fields": {_text(k): _text(v) for k, v in self.fields.items()}}
+
+
+def _entries(reply: Sequence[Any]) -> list[DeadEntry]:
+    return [DeadEntry(_text(entry_id), dict(fields)) for entry_id, fields in reply]
+
+
+async def list_entries(redis: aredis.Redis, stream: str, limit: int, after: str = "-") -> list[DeadEntry]:
+    return _entries(await redis.xrange(stream, min=after, max="+", count=limit) or [])
+
+
+async def get(redis: aredis.Redis, stream: str, entry_id: str) -> DeadEntry | None:
+    found = _entries(await redis.xrange(stream, min=entry_id, max=entry_id, count=1) or [])
+    return found[0] if found else None
+
+
+async def replay(
+    redis: aredis.Redis, names: StreamNames, stage: DeadStage, ids: Sequence[str] | None
+) -> list[tuple[str, str]]:
+    """Replay the given dead letters (None: all of them); returns (dead id, new input id) pairs."""
+    source = dead_stream(names, stage)
+    target = input_stream(names, stage)
+    if ids is None:
+        chosen = await list_entries(redis, source, limit=1_000_000)
+    else:
+        chosen = []
+        for entry_id in ids:
+            entry = await get(redis, source, entry_id)
+            if entry is None:
+                raise KeyError(f"no entry {entry_id} in {source}")
+            chosen.append(entry)
+    done = []
+    for entry in chosen:
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(target, entry.original)  # type: ignore[arg-type]
+            pipe.xdel(source, entry.id)
+            new_id, _ = await pipe.execute()
+        done.append((entry.id, _text(new_id)))
+    return done
+
+
+async def purge(redis: aredis.Redis, names: StreamNames, stage: DeadStage, ids: Sequence[str] | None) -> int:
+    """Delete the given dead letters (None: the whole stream); returns how many were deleted."""
+    stream = dead_stream(names, stage)
+    if ids is None:
+        count = int(await redis.xlen(stream))
+        await redis.delete(stream)
+        return count
+    return int(await redis.xdel(stream, *ids)) if ids else 0

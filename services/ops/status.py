@@ -1,0 +1,209 @@
+"""A snapshot of the pipeline as the server sees it, for ``tradewatch status`` and the watchdog.
+
+Everything here is read from the server in a handful of commands (XINFO, XPENDING, SCAN of the
+heartbeat keys), so it shows every worker on every machine, not only this process.
+
+A group is *stalled* when it has work waiting (lag or pending entries) and either nobody has
+polled it for ``stall_after`` (every reader is dead or stuck), or a pending entry has sat
+untouched past ``stall_after + reclaim_idle`` (nobody reclaims what a dead consumer left).
+A busy but slow pipeline is not stalled: its readers poll and its reclaimers claim.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import redis.asyncio as aredis
+from redis.exceptions import ResponseError
+
+from schemas.streams import StreamNames
+from services.settings import Settings
+
+DEAD_STREAMS = {"rules": "reports_dead", "notify": "alerts_dead", "ingest": "reports_rejected"}
+"""Each stage's dead-letter stream (an attribute of StreamNames); ingest's holds rejected input."""
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def id_time(entry_id: str) -> float:
+    """Unix time of a stream entry id (its milliseconds part)."""
+    return int(entry_id.split("-", 1)[0]) / 1000
+
+
+def iso(ts: float | None) -> str | None:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds") if ts is not None else None
+
+
+@dataclass
+class ConsumerInfo:
+    name: str
+    pending: int
+    idle_s: float
+
+
+@dataclass
+class GroupInfo:
+    stream: str
+    group: str
+    lag: int | None
+    pending: int
+    oldest_pending_age_s: float | None
+    consumers: list[ConsumerInfo] = field(default_factory=list)
+    stalled: bool = False
+    stall_reason: str = ""
+
+
+@dataclass
+class StreamInfo:
+    name: str
+    length: int
+    last_entry_at: str | None
+
+
+@dataclass
+class WorkerInfo:
+    consumer: str
+    stages: list[str]
+    host: str
+    pid: int
+    heartbeat_age_s: float
+    last_progress_age_s: float | None
+
+
+@dataclass
+class Snapshot:
+    namespace: str
+    at: str
+    streams: list[StreamInfo]
+    groups: list[GroupInfo]
+    dead_letters: dict[str, int]
+    workers: list[WorkerInfo]
+    ruleset_version: str | None
+    last_alert_at: str | None
+    last_delivery_at: str | None
+
+    @property
+    def stalled(self) -> list[GroupInfo]:
+        return [g for g in self.groups if g.stalled]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def _stream(redis: aredis.Redis, name: str) -> StreamInfo:
+    length = int(await redis.xlen(name))
+    last = await redis.xrevrange(name, "+", "-", count=1)
+    at = iso(id_time(_text(last[0][0]))) if last else None
+    return StreamInfo(name, length, at)
+
+
+async def _groups(redis: aredis.Redis, stream: str, settings: Settings, now: float) -> list[GroupInfo]:
+    try:
+        raw_groups = await redis.xinfo_groups(stream)
+    except ResponseError:
+        return []  # no such stream yet
+    found = []
+    for raw in raw_groups:
+        name = _text(raw["name"])
+        lag = raw.get("lag")
+        pending = int(raw["pending"])
+        oldest_age = None
+        if pending:
+            first = await redis.xpending_range(stream, name, min="-", max="+", count=1)
+            if first:
+                oldest_age = round(now - id_time(_text(first[0]["message_id"])), 3)
+        consumers = [
+            ConsumerInfo(_text(c["name"]), int(c["pending"]), round(int(c["idle"]) / 1000, 3))
+            for c in await redis.xinfo_consumers(stream, name)
+        ]
+        info = GroupInfo(stream, name, None if lag is None else int(lag), pending, oldest_age, consumers)
+        if lag is None:  # undetermined after deletions: compare the ids instead
+            last = (await redis.xinfo_stream(stream))["last-generated-id"]
+            behind = _text(last) != _text(raw["last-delivered-id"])
+        else:
+            behind = int(lag) > 0
+        await _judge(redis, info, settings, behind)
+        found.append(info)
+    return found
+
+
+async def _judge(redis: aredis.Redis, info: GroupInfo, settings: Settings, behind: bool) -> None:
+    if not (behind or info.pending):
+        return
+    polled = [c for c in info.consumers if c.idle_s < settings.stall_after]
+    if not polled:
+        info.stalled = True
+        info.stall_reason = f"work waiting and no consumer has read for {settings.stall_after:g}s"
+        return
+    if info.pending:
+        untouched_ms = int((settings.stall_after + settings.reclaim_idle) * 1000)
+        stuck = await redis.xpending_range(
+            info.stream, info.group, min="-", max="+", count=1, idle=untouched_ms
+        )
+        if stuck:
+            info.stalled = True
+            info.stall_reason = (
+                f"entry {_text(stuck[0]['message_id'])} pending for over {settings.stall_after + settings.reclaim_idle:g}s "
+                "and nobody reclaims it"
+            )
+
+
+async def _workers(redis: aredis.Redis, names: StreamNames, now: float) -> list[WorkerInfo]:
+    members = [_text(m) for m in await redis.zrange(names.key("workers"), 0, -1)]
+    if not members:
+        return []
+    beats = await redis.mget([names.key("heartbeat", m) for m in members])
+    found = []
+    for raw in beats:
+        if raw is None:
+            continue  # its key expired: the worker is gone (or stuck, and no longer beating)
+        try:
+            beat = json.loads(raw)
+            progress = beat.get("progress_at")
+            found.append(
+                WorkerInfo(
+                    consumer=str(beat["consumer"]),
+                    stages=[str(s) for s in beat["stages"]],
+                    host=str(beat.get("host", "")),
+                    pid=int(beat.get("pid", 0)),
+                    heartbeat_age_s=round(now - float(beat["at"]), 3),
+                    last_progress_age_s=round(now - float(progress), 3) if progress else None,
+                )
+            )
+        except (ValueError, KeyError, TypeError):
+            continue  # not a heartbeat this version wrote: not ours to show
+    return sorted(found, key=lambda w: (w.stages, w.consumer))
+
+
+async def snapshot(redis: aredis.Redis, settings: Settings, *, with_workers: bool = True) -> Snapshot:
+    names = settings.streams
+    now = time.time()
+    stream_names = [
+        names.reports,
+        names.alerts,
+        names.reports_rejected,
+        names.reports_dead,
+        names.alerts_dead,
+        names.key("deliveries"),
+    ]
+    streams = [await _stream(redis, s) for s in stream_names]
+    by_name = {s.name: s for s in streams}
+    groups = [g for s in (names.reports, names.alerts) for g in await _groups(redis, s, settings, now)]
+    version = await redis.get(names.key("ruleset", "version"))
+    return Snapshot(
+        namespace=settings.namespace,
+        at=iso(now) or "",
+        streams=streams,
+        groups=groups,
+        dead_letters={stage: by_name[getattr(names, attr)].length for stage, attr in DEAD_STREAMS.items()},
+        workers=await _workers(redis, names, now) if with_workers else [],
+        ruleset_version=_text(version) if version is not None else None,
+        last_alert_at=by_name[names.alerts].last_entry_at,
+        last_delivery_at=by_name[names.key("deliveries")].last_entry_at,
+    )

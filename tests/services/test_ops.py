@@ -1,0 +1,238 @@
+"""What operators rely on, against a real server: owned publishing, dead letters, status, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import redis
+from pydantic import SecretStr
+from pytest_httpserver import HTTPServer
+
+from services import metrics
+from services.ops.heartbeat import Heartbeat
+from services.ops.status import snapshot
+from services.rules.stage import RulesStage
+from services.runtime import Consumes, build, dead_letter
+from services.server import free_port
+from services.settings import Settings
+from services.wire import Entry
+from tests.conftest import ROOT
+from tests.fixtures.news_facts import NEWS_REPORT
+from tests.pipeline import Receiver, new_context, run_burst
+
+
+def _read_as(raw_redis: redis.Redis, stream: str, consumer: str) -> list[Entry]:
+    reply = raw_redis.xreadgroup("rules", consumer, {stream: ">"}, count=100)
+    return [Entry(i.decode(), f) for i, f in reply[0][1]]
+
+
+async def test_a_stalled_worker_does_not_publish_a_batch_another_consumer_reclaimed(
+    settings: Settings, raw_redis: redis.Redis
+) -> None:
+    names = settings.streams
+    raw_redis.xgroup_create(names.reports, "rules", id="0", mkstream=True)
+    raw_redis.xadd(names.reports, {"report": json.dumps(NEWS_REPORT)})
+    raw_redis.xadd(names.reports, {"report": "{not json"})
+    entries = _read_as(raw_redis, names.reports, "stalled")
+    # The worker stalls past reclaim_idle; another consumer's reclaimer takes the batch over.
+    raw_redis.xautoclaim(names.reports, "rules", "rescuer", 0, "0-0")
+
+    stalled = RulesStage(new_context(settings.model_copy(update={"consumer": "stalled"})))
+    await stalled.start()
+    await stalled.handle(entries)  # it wakes up and finishes its batch
+
+    assert raw_redis.xlen(names.alerts) == 0  # nothing published from a batch no longer its own
+    assert raw_redis.xlen(names.reports_dead) == 0
+    assert raw_redis.xpending(names.reports, "rules")["consumers"] == [{"name": b"rescuer", "pending": 2}]
+
+    rescuer = RulesStage(new_context(settings.model_copy(update={"consumer": "rescuer"})))
+    await rescuer.start()
+    await rescuer.handle([Entry(e.id, e.fields, 2) for e in entries])
+    published = raw_redis.xlen(names.alerts)
+    assert published > 0
+    assert raw_redis.xlen(names.reports_dead) == 1  # the bad one, dead-lettered by its owner
+    assert raw_redis.xpending(names.reports, "rules")["pending"] == 0
+    ids = [json.loads(f[b"alert"])["alert_id"] for _, f in raw_redis.xrange(names.alerts)]
+    assert len(ids) == len(set(ids))
+
+    await stalled.handle(entries)  # even a second wake-up publishes nothing
+    assert raw_redis.xlen(names.alerts) == published
+
+
+async def _cli(settings: Settings, *args: str) -> tuple[int, str, str]:
+    """The real ``tradewatch`` command, as an operator runs it (stdout not a terminal: JSON)."""
+    url = settings.redis_url.get_secret_value() if settings.redis_url else ""
+    env = {
+        **os.environ,
+        "TRADEWATCH_REDIS_URL": url,
+        "TRADEWATCH_NAMESPACE": settings.namespace,
+        "TRADEWATCH_DATA_DIR": str(settings.data_dir),
+        "TRADEWATCH_LOG_FORMAT": "json",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.cli", *args, env=env, cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await proc.communicate()
+    return int(proc.returncode or 0), out.decode(), err.decode()
+
+
+async def test_dlq_list_show_replay_purge(settings: Settings, raw_redis: redis.Redis) -> None:
+    names = settings.streams
+    consumes = Consumes(names.reports, "rules", names.reports_dead)
+    raw_redis.xgroup_create(names.reports, "rules", id="0", mkstream=True)
+    # A good report the rules stage gave up on during an outage, and a report that is poison.
+    raw_redis.xadd(names.reports, {"report": json.dumps(NEWS_REPORT)})
+    raw_redis.xadd(names.reports, {"report": json.dumps({"report_id": 42})})
+    entries = _read_as(raw_redis, names.reports, "gave-up")
+    ctx = new_context(settings)
+    await dead_letter(ctx.redis, "rules", consumes, Entry(entries[0].id, entries[0].fields, 6), "outage")
+    await run_burst(settings, lambda c: [RulesStage(c)])  # reclaims the poison, dead-letters it
+    await ctx.redis.aclose()
+
+    code, out, _ = await _cli(settings, "dlq", "list", "rules", "--json")
+    assert code == 0
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert rows[0]["reason"] == "outage"
+    assert rows[0]["deliveries"] == "6"
+    assert "report_id" in rows[1]["reason"]  # the reason says what is wrong with it
+    code, out, _ = await _cli(settings, "dlq", "show", "rules", rows[0]["id"])
+    assert code == 0
+    assert json.loads(json.loads(out)["fields"]["report"])["report_id"] == NEWS_REPORT["report_id"]
+
+    code, _, err = await _cli(settings, "dlq", "purge", "rules")
+    assert code == 1
+    assert "--yes" in err
+    assert raw_redis.xlen(names.reports_dead) == 2  # nothing deleted without --yes
+
+    code, out, _ = await _cli(settings, "dlq", "replay", "rules", rows[0]["id"])
+    assert code == 0
+    assert raw_redis.xlen(names.reports_dead) == 1
+    replayed = raw_redis.xrevrange(names.reports, count=1)[0][1]
+    assert set(replayed) == {b"report"}  # the original fields only, no dead.* annotations
+    await run_burst(settings, lambda c: [RulesStage(c)])
+    assert raw_redis.xlen(names.alerts) > 0
+
+    code, _, err = await _cli(settings, "dlq", "replay", "ingest", "--all")
+    assert code == 1
+    assert "ingest it again" in err
+    code, out, _ = await _cli(settings, "dlq", "purge", "rules", "--yes")
+    assert code == 0
+    assert raw_redis.xlen(names.reports_dead) == 0
+
+
+async def test_status_shows_groups_workers_dead_letters_and_a_stalled_group(
+    settings: Settings, raw_redis: redis.Redis
+) -> None:
+    names = settings.streams
+    raw_redis.xadd(names.reports, {"report": json.dumps(NEWS_REPORT)})
+    await run_burst(settings, lambda c: [RulesStage(c)])
+    # Work for a group nobody reads: the notify group exists, no consumer ever polled it.
+    raw_redis.xgroup_create(names.alerts, "notify", id="0")
+
+    code, out, _ = await _cli(settings, "status", "--json")
+    assert code == 1  # a stalled group makes status exit 1
+    status = json.loads(out)
+    groups = {g["group"]: g for g in status["groups"]}
+    assert groups["rules"]["lag"] == 0
+    assert groups["rules"]["pending"] == 0
+    assert not groups["rules"]["stalled"]
+    assert groups["notify"]["stalled"]
+    assert groups["notify"]["lag"] == raw_redis.xlen(names.alerts)
+    assert "no consumer" in groups["notify"]["stall_reason"]
+    streams = {s["name"]: s["length"] for s in status["streams"]}
+    assert streams[names.reports] == 1
+    assert status["dead_letters"] == {"rules": 0, "notify": 0, "ingest": 0}
+    assert status["ruleset_version"] == raw_redis.get(names.key("ruleset", "version")).decode()
+    assert status["last_alert_at"] is not None
+    assert status["workers"] == []  # the burst worker exited cleanly and removed its heartbeat
+
+
+async def test_heartbeat_is_shown_and_a_stall_is_alerted_once(
+    settings: Settings, raw_redis: redis.Redis, httpserver: HTTPServer
+) -> None:
+    receiver = Receiver(httpserver, "/ops")
+    s = settings.model_copy(update={"stall_alert_url": SecretStr(receiver.url)})
+    names = s.streams
+    raw_redis.xadd(names.alerts, {"alert": "{}"})
+    raw_redis.xgroup_create(names.alerts, "notify", id="0")
+    ctx = new_context(s)
+    watchers = [
+        Heartbeat(ctx.redis, s.model_copy(update={"consumer": name}), ["notify"]) for name in ("a", "b")
+    ]
+    for w in watchers:
+        await w.beat()
+        assert [g.group for g in await w.watch()] == ["notify"]
+
+    assert len(receiver.messages) == 1  # two watchers, one alert
+    assert "notify" in receiver.messages[0]["message"]
+    snap = await snapshot(ctx.redis, s)
+    assert sorted(w.consumer for w in snap.workers) == ["a", "b"]
+    await watchers[0].clear()
+    snap = await snapshot(ctx.redis, s)
+    assert [w.consumer for w in snap.workers] == ["b"]
+    await ctx.redis.aclose()
+
+
+def _get(url: str) -> tuple[int, str]:
+    """(status, body); 0 while nothing listens yet."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            return int(reply.status), reply.read().decode()
+    except urllib.error.HTTPError as error:
+        return int(error.code), error.read().decode()
+    except urllib.error.URLError:
+        return 0, ""
+
+
+def _sample(text: str, name: str, **labels: str) -> float:
+    wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{wanted}}} ") or (not labels and line.startswith(f"{name} ")):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_worker_serves_metrics_health_and_readiness(
+    settings: Settings, raw_redis: redis.Redis, tmp_path: Path
+) -> None:
+    port = free_port()
+    s = settings.model_copy(update={"metrics_port": port, "heartbeat_interval": 0.2})
+    base = f"http://127.0.0.1:{port}"
+    before = _sample(metrics.render().decode(), "tradewatch_messages_in_total", stage="rules")
+    ctx = new_context(s)
+    app = build(s, [RulesStage(ctx)], ctx)
+    task = asyncio.create_task(app.run())
+    try:
+        for _ in range(200):
+            code, _ = await asyncio.to_thread(_get, f"{base}/readyz")
+            if code == 200:
+                break
+            await asyncio.sleep(0.05)
+        assert code == 200
+        assert (await asyncio.to_thread(_get, f"{base}/healthz"))[0] == 200
+        raw_redis.xadd(s.streams.reports, {"report": json.dumps(NEWS_REPORT)})
+        for _ in range(200):
+            if raw_redis.exists(s.streams.alerts):
+                break
+            await asyncio.sleep(0.05)
+        for _ in range(200):  # the alerts are stored before the counters move on
+            code, text = await asyncio.to_thread(_get, f"{base}/metrics")
+            if _sample(text, "tradewatch_messages_out_total", stage="rules") > before:
+                break
+            await asyncio.sleep(0.05)
+        assert _sample(text, "tradewatch_messages_in_total", stage="rules") == before + 1
+        assert _sample(text, "tradewatch_alerts_total", rule="shipyard-equipment", severity="critical") >= 1
+        assert _sample(text, "tradewatch_handle_seconds_count", stage="rules") >= 1
+        assert "tradewatch_heartbeat_timestamp_seconds" in text
+        assert (await asyncio.to_thread(_get, f"{base}/nope"))[0] == 404
+    finally:
+        app.exit()
+        await asyncio.wait_for(task, 30)
+    assert (await asyncio.to_thread(_get, f"{base}/healthz"))[0] == 0  # it went with the worker
