@@ -7,7 +7,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test lint fmt typecheck schemas compose-check clean
+.PHONY: setup run test lint fmt typecheck schemas compose-check bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -39,6 +39,10 @@ fmt: setup
 ## schemas: rewrite schemas/json/ from the pydantic models
 schemas: setup
 	$(BIN)/python -m schemas.export
+
+## bench: every benchmark on a fresh loopback server; a table, and benchmarks/results.json
+bench: setup
+	$(BIN)/python -m benchmarks.run
 
 ## compose-check: validate docker-compose.yml offline (docker compose config where a client has it)
 compose-check: setup

@@ -2,7 +2,8 @@
 
 For each batch: decode every report (a bad one is dead-lettered, the rest go on), evaluate the
 rule set, apply the state of rules over time (frequency, new_term) in Redis, then XADD every
-alert and XACK every entry in one MULTI/EXEC. A crash before EXEC leaves the batch pending and
+alert, dead-letter every poison entry and XACK every entry in one script
+(``services/rules/publish.py``). A crash before the script leaves the batch pending and
 publishes nothing; after it, everything is stored and acked. State decisions are stored per
 report id (``services/rules/state.py``), so a report redelivered after a crash between the two
 steps gets its decision back rather than counting twice. A redelivered report yields the same
@@ -25,10 +26,11 @@ from services.logging import get_logger
 from services.rules import state
 from services.rules.engine import RuleSet, Verdict, explain
 from services.rules.loader import load_from_settings
+from services.rules.publish import BatchStore
 from services.rules.reload import Reloader
 from services.rules.temporal import Pending, settle
 from services.runtime import Consumes, Context
-from services.wire import BadMessage, Entry, alert_fields, dead_letter_fields, decode_report
+from services.wire import BadMessage, Entry, dead_letter_fields, decode_report
 
 
 class RulesStage:
@@ -42,6 +44,9 @@ class RulesStage:
         self.ruleset = ruleset
         self.log = get_logger(stage=self.name)
         self.reloader: Reloader | None = None
+        self.store = BatchStore(
+            ctx.redis, self.alerts_stream, self.consumes.stream, self.consumes.dead_stream, RULES_GROUP
+        )
 
     async def start(self) -> None:
         settings = self.ctx.settings
@@ -98,31 +103,30 @@ class RulesStage:
                 pending, await state.decide(self.ctx.redis, settings.streams, pending, now), strict=True
             )
         )
-        async with self.ctx.redis.pipeline(transaction=True) as pipe:
-            for entry, reason in buried:
-                self._bury(pipe, entry, reason)
-            for entry, report, verdicts, seconds in done:
-                alerts: list[Alert] = []
-                for verdict in verdicts:
-                    alert = verdict.alert if verdict.pending is None else next(settled)
-                    if alert is not None:
-                        alerts.append(alert)
-                        pipe.xadd(self.alerts_stream, alert_fields(alert))  # type: ignore[arg-type]
-                self.log.info(
-                    "report evaluated",
-                    entry_id=entry.id,
-                    report_id=report.report_id,
-                    ruleset_version=ruleset.version,
-                    alerts=[
-                        {"alert_id": a.alert_id, "rule_id": a.rule_id, "severity": a.severity.value}
-                        for a in alerts
-                    ],
-                    ms=round(seconds * 1000, 3),
-                )
-            pipe.xack(self.consumes.stream, self.consumes.group, *[e.id for e in batch])
-            await pipe.execute()
+        published: list[str] = []
+        for entry, report, verdicts, seconds in done:
+            alerts: list[Alert] = []
+            for verdict in verdicts:
+                alert = verdict.alert if verdict.pending is None else next(settled)
+                if alert is not None:
+                    alerts.append(alert)
+                    published.append(alert.model_dump_json(exclude_none=True))
+            self.log.info(
+                "report evaluated",
+                entry_id=entry.id,
+                report_id=report.report_id,
+                ruleset_version=ruleset.version,
+                alerts=[
+                    {"alert_id": a.alert_id, "rule_id": a.rule_id, "severity": a.severity.value}
+                    for a in alerts
+                ],
+                ms=round(seconds * 1000, 3),
+            )
+        dead = [self._bury(entry, reason) for entry, reason in buried]
+        # Alerts, dead letters and the ack of the whole batch: one atomic script.
+        await self.store.store(published, dead, [e.id for e in batch])
 
-    def _bury(self, pipe: object, entry: Entry, reason: str) -> None:
+    def _bury(self, entry: Entry, reason: str) -> dict[bytes, bytes]:
         c = self.consumes
-        pipe.xadd(c.dead_stream, dead_letter_fields(self.name, entry, c.stream, reason))  # type: ignore[attr-defined]
         self.log.warning("report rejected", entry_id=entry.id, reason=reason, dead_stream=c.dead_stream)
+        return dead_letter_fields(self.name, entry, c.stream, reason)
