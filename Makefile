@@ -7,7 +7,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test lint fmt typecheck schemas compose-check chaos clean eval eval-items eval-parties bench bench-screening
+.PHONY: setup run test lint fmt typecheck schemas compose-check chaos clean eval eval-items eval-parties bench bench-pipeline bench-screening
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -55,8 +55,12 @@ eval: eval-items eval-parties
 eval-parties: setup
 	$(BIN)/python benchmarks/eval_parties.py
 
-## bench: reproducible cost runs (bench-screening: screening cost per report, 1,000 vs 10,000 names)
-bench: bench-screening
+## bench: every benchmark on a fresh loopback server beside its floor (a table, benchmarks/results.json),
+## then the screening cost per report with 1,000 and 10,000 listed names
+bench: bench-pipeline bench-screening
+
+bench-pipeline: setup
+	$(BIN)/python -m benchmarks.run
 
 bench-screening: setup
 	$(BIN)/python benchmarks/screening.py

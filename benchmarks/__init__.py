@@ -1,1 +1,2 @@
-"""Reproducible runs: throughput, latency, chaos; results written beside them."""
+"""Reproducible runs: throughput, latency, memory, quality and chaos; ``make bench`` runs the
+cost ones (see benchmarks/README.md)."""

@@ -162,6 +162,14 @@ class Settings(BaseSettings):
         default=90 * 86_400, gt=0, description="how long alerts and their delivery history are kept"
     )
 
+    # --- scale
+    notify_send_concurrency: int = Field(
+        default=1,
+        ge=1,
+        le=256,
+        description="messages one channel's sender has in flight at once; a crash may repeat each of them",
+    )
+
     # --- operations
     shutdown_grace: Duration = Field(
         default=30.0, gt=0, description="on SIGTERM/SIGINT, how long the work in hand may take to be acked"

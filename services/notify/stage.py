@@ -163,22 +163,26 @@ class NotifyStage:
     async def _send_loop(self, channel: Channel) -> None:
         wake = self._wake[channel.id]
         poll = self.ctx.settings.poll_interval
+        concurrency = self.ctx.settings.notify_send_concurrency
         log = self.log.bind(channel=channel.id)
         while not self._stop.is_set():
             try:
+                # Cleared before looking, not after: a wake-up set while we look is kept, so a
+                # message queued meanwhile is sent now rather than after a whole poll interval.
+                wake.clear()
                 now = time.time()
-                due = await self.outbox.due(channel.id, now, 16)
+                due = await self.outbox.due(channel.id, now, concurrency)
                 if not due:
                     upcoming = await self.outbox.next_due(channel.id)
                     wait = poll if upcoming is None else min(poll, max(0.005, upcoming - now))
-                    wake.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(wake.wait(), wait)
                     continue
-                for delivery_id in due:
-                    if self._stop.is_set():
-                        break
-                    await self._send_one(channel, delivery_id)
+                if self._stop.is_set():
+                    break
+                # Several messages of one channel in flight at once: each is claimed (leased)
+                # on its own, so none is sent twice, and a slow send holds up only itself.
+                await asyncio.gather(*(self._send_one(channel, d) for d in due))
             except Exception as error:  # Redis down for a while: keep trying, never die silently
                 log.error("sender failed", error=redact(f"{type(error).__name__}: {error}"))
                 with contextlib.suppress(TimeoutError):

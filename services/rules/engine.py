@@ -69,6 +69,10 @@ class Outcome:
     evidence: list[str] = field(default_factory=list)
 
     def merge(self, other: Outcome) -> Outcome:
+        if not self.items and not self.evidence:  # the usual first merge: a copy will do
+            self.items = {index: list(ev) for index, ev in other.items.items()}
+            self.evidence = list(other.evidence)
+            return self
         for index, ev in other.items.items():
             self.items.setdefault(index, []).extend(e for e in ev if e not in self.items[index])
         self.evidence.extend(e for e in other.evidence if e not in self.evidence)
@@ -185,7 +189,7 @@ class Compiler:
                 lambda f: [f"quantity {f.item.quantity:g} {_bound_text(q)}"]
                 if f.item.quantity is not None and _between(f.item.quantity, q) else None
             )  # fmt: skip
-        return lambda f: _all_item(tests, f)
+        return _all_items_of(tests)
 
     def _money(self, label: str, bound: Amount, amount_of: Callable[[ReportItem], float | None]) -> ItemTest:
         rates = self.rates
@@ -279,7 +283,7 @@ class Compiler:
         if cond.party is not None:
             screen = party_test(cond.party)
             tests.append(lambda f: None if (ev := screen(f.parties)) is None else Outcome(evidence=ev))
-        return lambda f: _all_report(tests, f)
+        return _all_reports_of(tests)
 
 
 def _field_in(name: str, values: frozenset[str]) -> ReportTest:
@@ -290,6 +294,19 @@ def _field_in(name: str, values: frozenset[str]) -> ReportTest:
         return Outcome(evidence=[f"{label} {value}"]) if value in values else None
 
     return test
+
+
+def _all_items_of(tests: list[ItemTest]) -> ItemTest:
+    # One test needs no wrapper: conditions are mostly single keys, and every call counts.
+    if len(tests) == 1:
+        return tests[0]
+    return lambda f: _all_item(tests, f)
+
+
+def _all_reports_of(tests: list[ReportTest]) -> ReportTest:
+    if len(tests) == 1:
+        return tests[0]
+    return lambda f: _all_report(tests, f)
 
 
 def _all_item(tests: Sequence[ItemTest], facts: ItemFacts) -> list[str] | None:
@@ -342,6 +359,10 @@ class CompiledRule:
     exceptions: tuple[tuple[str, str, Callable[[ReportFacts, datetime], bool]], ...]
 
 
+ITEM_MEMO_SIZE = 50_000
+"""Distinct item lines whose classification a rule set remembers (cleared when full)."""
+
+
 @dataclass(frozen=True)
 class RuleSet:
     rules: tuple[CompiledRule, ...]
@@ -351,6 +372,9 @@ class RuleSet:
     version: str
     sources: tuple[str, ...] = ()
     index: RuleIndex = field(default_factory=lambda: RuleIndex({}, (), 0))
+    _seen_items: dict[tuple[object, ...], tuple[Classification, frozenset[str]]] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
 
     def candidates(self, facts: ReportFacts) -> list[CompiledRule]:
         """The rules whose anchors the report shows, plus the unanchored ones, in rule order."""
@@ -358,10 +382,19 @@ class RuleSet:
 
     def facts(self, report: ImportReport, screening: ScreeningIndex | None = None) -> ReportFacts:
         items = []
+        seen = self._seen_items
         for index, item in enumerate(report.items):
-            cls = self.catalog.classify(item.description, item.hs_code, item.condition, item.disassembled)
-            words = self._words(item.description)
-            items.append(ItemFacts(index, item, cls, words))
+            # Customs data repeats the same lines endlessly: classify each distinct line once
+            # per rule set (pure, so a cached answer is the answer), in a bounded memo.
+            key = (item.description, item.hs_code, item.condition, item.disassembled)
+            known = seen.get(key)
+            if known is None:
+                cls = self.catalog.classify(item.description, item.hs_code, item.condition, item.disassembled)
+                known = (cls, self._words(item.description))
+                if len(seen) >= ITEM_MEMO_SIZE:
+                    seen.clear()
+                seen[key] = known
+            items.append(ItemFacts(index, item, known[0], known[1]))
         return ReportFacts(
             report=report,
             items=tuple(items),
