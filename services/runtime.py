@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import redis.asyncio as aredis
 from faststream import AckPolicy, FastStream
-from faststream.redis import RedisBroker, StreamSub
+from faststream.redis import RedisBroker, RedisClusterBroker, StreamSub
 from faststream.redis.annotations import RedisBatchStreamMessage as BatchMessageParam
 from faststream.redis.message import RedisBatchStreamMessage
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -67,6 +67,14 @@ class Stage(Protocol):
 
     async def busy(self) -> bool:
         """Work held outside the input stream (inbox files, scheduled retries, digests)."""
+
+
+def partitions_of(stage: Stage) -> list[Consumes]:
+    """Every stream the stage reads: its ``partitions`` when it has them, else its ``consumes``."""
+    parts: list[Consumes] | None = getattr(stage, "partitions", None)
+    if parts:
+        return list(parts)
+    return [stage.consumes] if stage.consumes is not None else []
 
 
 @dataclass
@@ -175,7 +183,10 @@ class StreamWorker:
         ids = [e.id for e in entries]
         self.in_flight.update(ids)
         try:
-            await self.stage.handle(entries)
+            if getattr(self.stage, "partitions", None):
+                await self.stage.handle(entries, self.consumes)  # type: ignore[call-arg]
+            else:
+                await self.stage.handle(entries)
         except Exception as error:
             metrics.MESSAGES_FAILED.labels(name).inc(len(entries))
             # Kept for the dead letter, should these entries never get through.
@@ -495,7 +506,8 @@ def _keep_app_running_on_nogroup(subscriber: Any) -> None:
 
 def build(settings: Settings, stages: Sequence[Stage], ctx: Context, *, burst: bool = False) -> FastStream:
     """A FastStream app running these stages, supervised."""
-    broker = RedisBroker(
+    broker_class = RedisClusterBroker if ctx.endpoint.cluster else RedisBroker
+    broker = broker_class(
         ctx.endpoint.url_with_password(),
         graceful_timeout=settings.shutdown_grace,
         logger=get_logger(component="faststream"),
@@ -504,8 +516,9 @@ def build(settings: Settings, stages: Sequence[Stage], ctx: Context, *, burst: b
     )
     runtime = Runtime(ctx, list(stages), burst=burst)
     for stage in stages:
-        if stage.consumes is not None:
-            worker = StreamWorker(stage, stage.consumes, ctx)
+        # One reader and one reclaimer per partition the stage consumes.
+        for consumes in partitions_of(stage):
+            worker = StreamWorker(stage, consumes, ctx)
             worker.register(broker)
             runtime.workers.append(worker)
     app = FastStream(

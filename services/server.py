@@ -20,9 +20,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import redis.asyncio as aredis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import BlockingConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
@@ -168,6 +170,8 @@ class Endpoint:
     url: str
     password: str | None = None
     owned: LocalServer | None = None
+    cluster: bool = False
+    """A Redis Cluster: ``url`` names one of its nodes (the client finds the others)."""
 
     def url_with_password(self) -> str:
         """The URL with the password from a secret file put in, for clients that take only a URL."""
@@ -188,7 +192,15 @@ class Endpoint:
 def resolve(settings: Settings) -> Endpoint:
     """The configured server, or the shared embedded one (started when none runs yet)."""
     if settings.redis_url is not None:
-        return Endpoint(settings.redis_url.get_secret_value(), settings.redis_password())
+        url = settings.redis_url.get_secret_value()
+        # redis+cluster://host:port (or rediss+cluster://) names a node of a cluster.
+        url = url.replace("redis+cluster://", "redis://", 1).replace("rediss+cluster://", "rediss://", 1)
+        return Endpoint(url, settings.redis_password(), cluster=settings.clustered)
+    if settings.clustered:
+        raise ServerUnavailable(
+            "TRADEWATCH_REDIS_CLUSTER is set but no TRADEWATCH_REDIS_URL names a node of the "
+            "cluster; the embedded server is a single server"
+        )
     data_dir = settings.data_dir / "valkey"
     state = data_dir / "server.json"
     with _locked(data_dir / ".lock"):
@@ -211,6 +223,20 @@ def client(endpoint: Endpoint, *, decode_responses: bool = False) -> aredis.Redi
     already went out, and send them all again.
     """
     retry = Retry(ExponentialWithJitterBackoff(base=0.05, cap=2.0), retries=8)
+    if endpoint.cluster:
+        # Same command surface for everything tradewatch calls; keys used together share a hash tag.
+        cluster = RedisCluster.from_url(
+            endpoint.url,
+            password=endpoint.password,
+            decode_responses=decode_responses,
+            max_connections=POOL_SIZE,
+            retry=retry,
+            retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionResetError],
+            health_check_interval=15,
+            socket_connect_timeout=5,
+            socket_keepalive=True,
+        )
+        return cast(aredis.Redis, cluster)
     pool = BlockingConnectionPool.from_url(
         endpoint.url,
         max_connections=POOL_SIZE,

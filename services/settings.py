@@ -163,6 +163,16 @@ class Settings(BaseSettings):
     )
 
     # --- scale
+    partitions: int = Field(
+        default=1,
+        ge=1,
+        le=1024,
+        description="stream partitions (<ns>:reports:{p0}..): spread over Redis Cluster shards; 1: plain names",
+    )
+    redis_cluster: bool = Field(
+        default=False,
+        description="the server is a Redis Cluster: cluster clients, hash-tagged keys (also redis+cluster:// URLs)",
+    )
     notify_send_concurrency: int = Field(
         default=1,
         ge=1,
@@ -221,8 +231,14 @@ class Settings(BaseSettings):
         return init_settings, env_settings, dotenv_settings, file_secret_settings, yaml_source
 
     @property
+    def clustered(self) -> bool:
+        """A Redis Cluster: TRADEWATCH_REDIS_CLUSTER=true or a ``redis+cluster://`` URL."""
+        url = self.redis_url.get_secret_value() if self.redis_url is not None else ""
+        return self.redis_cluster or url.startswith(("redis+cluster://", "rediss+cluster://"))
+
+    @property
     def streams(self) -> StreamNames:
-        return StreamNames(self.namespace)
+        return StreamNames(self.namespace, self.partitions, tagged=self.clustered)
 
     @property
     def inbox(self) -> Path:

@@ -71,18 +71,24 @@ class Publisher:
         if not reports:
             return []
         now = datetime.now(UTC).isoformat()
+        names = self.names
         async with self.redis.pipeline(transaction=False) as pipe:
             for report in reports:
-                await self._script(
-                    keys=[self.names.key("seen", "report", report.report_id), self.names.reports],
-                    args=[
-                        self.retention,
-                        REPORT_FIELD,
-                        now,
-                        report.model_dump_json(exclude_none=True),
-                    ],
-                    client=pipe,
-                )
+                rid = report.report_id
+                args: list[str | int] = [
+                    self.retention,
+                    REPORT_FIELD,
+                    now,
+                    report.model_dump_json(exclude_none=True),
+                ]
+                if not names.is_partitioned:
+                    keys = [names.key("seen", "report", rid), names.reports]
+                    await self._script(keys=keys, args=args, client=pipe)
+                    continue
+                # The seen key carries its partition's hash tag: both keys on one slot.
+                p = names.partition(rid)
+                keys = [names.key("seen", "report", names.tag(p), rid), names.report_stream(p)]
+                pipe.eval(_PUBLISH_ONCE, 2, *keys, *args)  # a cluster pipeline sends scripts by EVAL
             results = await pipe.execute()
         return [r is not None for r in results]
 

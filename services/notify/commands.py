@@ -140,7 +140,7 @@ def silence_add(
         fail("--by and --reason must not be empty")
 
     async def add(ctx: Context) -> Any:
-        store = SilenceStore(ctx.redis, settings.namespace)
+        store = SilenceStore(ctx.redis, settings.streams.notify_namespace)
         return await store.add(matchers, seconds, by.strip(), reason.strip(), time.time())
 
     silence = _with_redis(settings, add)
@@ -157,7 +157,7 @@ def silence_list(
     settings = load_settings()
 
     async def rows(ctx: Context) -> list[dict[str, str]]:
-        store = SilenceStore(ctx.redis, settings.namespace)
+        store = SilenceStore(ctx.redis, settings.streams.notify_namespace)
         now = time.time()
         counts = await store.counted()
         return [describe(s, counts.get(s.id, 0), now) for s in await store.all() if all_ or s.active(now)]
@@ -182,7 +182,9 @@ def silence_expire(
     settings = load_settings()
 
     async def expire(ctx: Context) -> Any:
-        return await SilenceStore(ctx.redis, settings.namespace).expire(silence_id, time.time())
+        return await SilenceStore(ctx.redis, settings.streams.notify_namespace).expire(
+            silence_id, time.time()
+        )
 
     if _with_redis(settings, expire) is None:
         fail(f"no silence {silence_id!r}", code=1)
@@ -212,7 +214,10 @@ def alerts_list(
 
     async def rows(ctx: Context) -> list[str]:
         box = Outbox(
-            ctx.redis, settings.namespace, settings.notify_history_retention, settings.dedup_retention
+            ctx.redis,
+            settings.streams.notify_namespace,
+            settings.notify_history_retention,
+            settings.dedup_retention,
         )
         lines = []
         for alert_id, at in await box.recent(max(1, limit)):
@@ -236,7 +241,10 @@ def alerts_show(alert_id: Annotated[str, typer.Argument(help="an alert id (a-...
 
     async def load(ctx: Context) -> tuple[Alert | None, list[dict[str, Any]]]:
         box = Outbox(
-            ctx.redis, settings.namespace, settings.notify_history_retention, settings.dedup_retention
+            ctx.redis,
+            settings.streams.notify_namespace,
+            settings.notify_history_retention,
+            settings.dedup_retention,
         )
         return await box.alert(alert_id), await box.history(alert_id)
 

@@ -19,8 +19,13 @@ sending and leases it (its score moves to now + lease), so a replica that dies m
 it to be sent again after the lease: only that one message can repeat. ``finish`` records the
 outcome right after the send.
 
-The scripts build key names from the namespace, so they need every key on one server (Redis,
-Valkey, Sentinel), not a Redis Cluster.
+The scripts build key names from the namespace. On a Redis Cluster (or with partitions) that
+namespace carries one hash tag (``<ns>:{notify}``, see ``StreamNames.notify_namespace``), so every
+key a script touches hashes to one slot; each script declares one of its keys (KEYS[1]) so that a
+cluster client routes it to that slot. The alert stream partitions live on other slots: there
+``accept`` acks after its script (``separate_ack``). That is safe because ``accept`` is idempotent
+(``accepted:<alert>:<sub>`` is set once): a crash between the two redelivers the entry, which is
+then counted as a repeat, never queued twice.
 """
 
 from __future__ import annotations
@@ -145,8 +150,17 @@ def iso(ts: float) -> str:
 
 
 class Outbox:
-    def __init__(self, redis: aredis.Redis, namespace: str, retention: float, dedup_retention: float) -> None:
+    def __init__(
+        self,
+        redis: aredis.Redis,
+        namespace: str,
+        retention: float,
+        dedup_retention: float,
+        *,
+        separate_ack: bool = False,
+    ) -> None:
         self.redis = redis
+        self.separate_ack = separate_ack
         self.ns = namespace
         self.prefix = f"{namespace}:notify:"
         self.retention = max(1, int(retention))
@@ -167,7 +181,8 @@ class Outbox:
     ) -> dict[str, int]:
         payload: dict[str, Any] = {
             "prefix": self.ns, "now": now, "now_iso": iso(now), "retention": self.retention,
-            "dedup_retention": self.dedup_retention, "stream": stream, "group": group, "ack": ack,
+            "dedup_retention": self.dedup_retention, "stream": stream, "group": group,
+            "ack": [] if self.separate_ack else ack,
             "items": [
                 {
                     "aid": alert.alert_id,
@@ -185,7 +200,9 @@ class Outbox:
             ],
         }  # fmt: skip
         # cjson turns an empty list into an empty object; both iterate as nothing in Lua.
-        reply = await self._accept(args=[json.dumps(payload, ensure_ascii=False)])
+        reply = await self._accept(keys=[self.key("recent")], args=[json.dumps(payload, ensure_ascii=False)])
+        if self.separate_ack and ack:
+            await self.redis.xack(stream, group, *ack)
         counts: dict[str, int] = json.loads(reply)
         return counts
 
@@ -205,7 +222,9 @@ class Outbox:
         return sum(int(s) for s in sizes)
 
     async def claim(self, channel: str, delivery_id: str, now: float, lease: float) -> Claimed | None:
-        attempts = await self._claim(args=[self.ns, channel, delivery_id, now, lease])
+        attempts = await self._claim(
+            keys=[self.key("due", channel)], args=[self.ns, channel, delivery_id, now, lease]
+        )
         if not attempts:
             return None
         d = self.key("delivery", delivery_id)
@@ -245,6 +264,12 @@ class Outbox:
         d = self.key("delivery", claimed.id)
         due = self.key("due", claimed.channel)
         at = iso(now)
+        separate_dead = outcome == "dead" and dead_stream and self.separate_ack
+        if separate_dead and dead_stream:
+            # The dead-letter stream is an alert partition, on another slot than this state:
+            # written first, so a crash before the record below repeats it rather than loses it.
+            for alert in claimed.alerts:
+                await self.redis.xadd(dead_stream, self._dead_fields(alert, claimed, error, at))  # type: ignore[arg-type]
         async with self.redis.pipeline(transaction=True) as pipe:
             fields: dict[str, Any] = {"state": {"failed": "retry"}.get(outcome, outcome), "updated": at}
             fields["last_error"] = error or ""
@@ -280,7 +305,7 @@ class Outbox:
                     },
                     maxlen=100_000, approximate=True,
                 )  # fmt: skip
-                if outcome == "dead" and dead_stream:
+                if outcome == "dead" and dead_stream and not separate_dead:
                     pipe.xadd(
                         dead_stream,
                         {
@@ -291,6 +316,15 @@ class Outbox:
                         },
                     )  # fmt: skip
             await pipe.execute()
+
+    @staticmethod
+    def _dead_fields(alert: Alert, claimed: Claimed, error: str | None, at: str) -> dict[str, str]:
+        return {
+            "alert": alert.model_dump_json(exclude_none=True), "dead.stage": "notify",
+            "dead.reason": error or "", "dead.deliveries": str(claimed.attempts),
+            "dead.subscription": claimed.subscription, "dead.channel": claimed.channel,
+            "dead.delivery": claimed.id, "dead.at": at,
+        }  # fmt: skip
 
     # --- reading, for ``tradewatch alerts``
 

@@ -57,13 +57,22 @@ class NotifyStage:
         settings = ctx.settings
         names = settings.streams
         self.consumes = Consumes(names.alerts, NOTIFY_GROUP, names.alerts_dead)
+        self.partitions = [
+            Consumes(names.alert_stream(p), NOTIFY_GROUP, names.alerts_dead_stream(p))
+            for p in range(names.partitions)
+        ]
+        self.names = names
         self.channels = channels
         self.subscriptions = subscriptions
         self.renderers: dict[str, Renderer] = {}
         self.outbox = Outbox(
-            ctx.redis, settings.namespace, settings.notify_history_retention, settings.dedup_retention
+            ctx.redis,
+            names.notify_namespace,
+            settings.notify_history_retention,
+            settings.dedup_retention,
+            separate_ack=names.is_partitioned,
         )
-        self.silences = SilenceStore(ctx.redis, settings.namespace)
+        self.silences = SilenceStore(ctx.redis, names.notify_namespace)
         self.log = get_logger(stage=self.name)
         self._stop = asyncio.Event()
         self._wake: dict[str, asyncio.Event] = {}
@@ -103,11 +112,11 @@ class NotifyStage:
 
     # --- intake
 
-    async def handle(self, batch: Sequence[Entry]) -> None:
+    async def handle(self, batch: Sequence[Entry], consumes: Consumes | None = None) -> None:
         assert self.channels is not None
         assert self.subscriptions is not None
         settings = self.ctx.settings
-        c = self.consumes
+        c = consumes or self.consumes
         decoded: list[tuple[Entry, Alert]] = []
         dead: list[tuple[Entry, str]] = []
         for entry in batch:
@@ -207,7 +216,8 @@ class NotifyStage:
         ms = round((time.perf_counter() - started) * 1000, 3)
         await self.outbox.finish(
             claimed, outcome, time.time(), error=error, retry_at=retry_at,
-            dead_stream=self.consumes.dead_stream, ms=ms,
+            dead_stream=self.names.alerts_dead_stream(self.names.partition(claimed.alerts[0].report_id))
+            if claimed.alerts else self.consumes.dead_stream, ms=ms,
         )  # fmt: skip
         metrics.DELIVERIES.labels(channel.id, outcome).inc()
         alerts = claimed.alerts

@@ -30,7 +30,7 @@ dlq_app = typer.Typer(help="Dead letters: list, show, replay and purge them.", n
 
 def _endpoint(settings: Settings) -> server.Endpoint:
     if settings.redis_url is not None:
-        return server.Endpoint(settings.redis_url.get_secret_value(), settings.redis_password())
+        return server.resolve(settings)  # a configured server (or cluster): nothing is started
     state = settings.data_dir / "valkey" / "server.json"
     with contextlib.suppress(ValueError, KeyError, OSError):
         port = int(json.loads(state.read_text())["port"])
@@ -143,7 +143,7 @@ def list_(
     """List a stage's dead letters: id, when, deliveries, reason."""
     settings = load_settings()
     stream = dlq.dead_stream(settings.streams, stage)
-    entries = _with_redis(settings, lambda r: dlq.list_entries(r, stream, limit))
+    entries = _with_redis(settings, lambda r: dlq.list_all(r, settings.streams, stage, limit))
     rows = [e.summary() for e in entries]
     if _as_json(json_out):
         for row in rows:
@@ -167,7 +167,7 @@ def show(
     """Print one dead letter, every field, as JSON."""
     settings = load_settings()
     stream = dlq.dead_stream(settings.streams, stage)
-    entry = _with_redis(settings, lambda r: dlq.get(r, stream, entry_id))
+    entry = _with_redis(settings, lambda r: dlq.find(r, settings.streams, stage, entry_id))
     if entry is None:
         fail(f"no entry {entry_id} in {stream}", 1)
     typer.echo(json.dumps(entry.as_dict(), indent=2, ensure_ascii=False))

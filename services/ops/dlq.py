@@ -45,6 +45,15 @@ def input_stream(names: StreamNames, stage: DeadStage) -> str:
     return names.reports if stage is DeadStage.rules else names.alerts
 
 
+def dead_streams(names: StreamNames, stage: DeadStage) -> list[tuple[str, str | None]]:
+    """Every dead-letter stream of the stage (one per partition) with the input stream it replays to."""
+    if stage is DeadStage.ingest:
+        return [(names.reports_rejected, None)]
+    if stage is DeadStage.rules:
+        return [(names.reports_dead_stream(p), names.report_stream(p)) for p in range(names.partitions)]
+    return [(names.alerts_dead_stream(p), names.alert_stream(p)) for p in range(names.partitions)]
+
+
 def _text(value: bytes | str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
@@ -86,6 +95,20 @@ async def list_entries(redis: aredis.Redis, stream: str, limit: int, after: str 
     return _entries(await redis.xrange(stream, min=after, max="+", count=limit) or [])
 
 
+async def list_all(redis: aredis.Redis, names: StreamNames, stage: DeadStage, limit: int) -> list[DeadEntry]:
+    """The oldest ``limit`` dead letters over every partition of the stage."""
+    found = [e for stream, _ in dead_streams(names, stage) for e in await list_entries(redis, stream, limit)]
+    return sorted(found, key=lambda e: tuple(int(x) for x in e.id.split("-")))[:limit]
+
+
+async def find(redis: aredis.Redis, names: StreamNames, stage: DeadStage, entry_id: str) -> DeadEntry | None:
+    """A dead letter by id, in whichever partition holds it."""
+    for stream, _ in dead_streams(names, stage):
+        if (entry := await get(redis, stream, entry_id)) is not None:
+            return entry
+    return None
+
+
 async def get(redis: aredis.Redis, stream: str, entry_id: str) -> DeadEntry | None:
     found = _entries(await redis.xrange(stream, min=entry_id, max=entry_id, count=1) or [])
     return found[0] if found else None
@@ -94,20 +117,27 @@ async def get(redis: aredis.Redis, stream: str, entry_id: str) -> DeadEntry | No
 async def replay(
     redis: aredis.Redis, names: StreamNames, stage: DeadStage, ids: Sequence[str] | None
 ) -> list[tuple[str, str]]:
-    """Replay the given dead letters (None: all of them); returns (dead id, new input id) pairs."""
-    source = dead_stream(names, stage)
-    target = input_stream(names, stage)
-    if ids is None:
-        chosen = await list_entries(redis, source, limit=1_000_000)
-    else:
-        chosen = []
-        for entry_id in ids:
-            entry = await get(redis, source, entry_id)
-            if entry is None:
-                raise KeyError(f"no entry {entry_id} in {source}")
-            chosen.append(entry)
+    """Replay the given dead letters (None: all of them); returns (dead id, new input id) pairs.
+
+    Each goes back to the input partition of the same number as its dead-letter partition.
+    """
+    input_stream(names, stage)  # refuses ingest
+    chosen: list[tuple[str, str, DeadEntry]] = []
+    wanted = None if ids is None else list(dict.fromkeys(ids))
+    for source, target in dead_streams(names, stage):
+        assert target is not None
+        if wanted is None:
+            chosen += [(source, target, e) for e in await list_entries(redis, source, limit=1_000_000)]
+            continue
+        for entry_id in wanted:
+            if (entry := await get(redis, source, entry_id)) is not None:
+                chosen.append((source, target, entry))
+    if wanted is not None:
+        missing = set(wanted) - {e.id for _, _, e in chosen}
+        if missing:
+            raise KeyError(f"no entry {sorted(missing)[0]} in {dead_stream(names, stage)}")
     done = []
-    for entry in chosen:
+    for source, target, entry in chosen:
         async with redis.pipeline(transaction=True) as pipe:
             pipe.xadd(target, entry.original)  # type: ignore[arg-type]
             pipe.xdel(source, entry.id)
@@ -118,9 +148,11 @@ async def replay(
 
 async def purge(redis: aredis.Redis, names: StreamNames, stage: DeadStage, ids: Sequence[str] | None) -> int:
     """Delete the given dead letters (None: the whole stream); returns how many were deleted."""
-    stream = dead_stream(names, stage)
-    if ids is None:
-        count = int(await redis.xlen(stream))
-        await redis.delete(stream)
-        return count
-    return int(await redis.xdel(stream, *ids)) if ids else 0
+    count = 0
+    for stream, _ in dead_streams(names, stage):
+        if ids is None:
+            count += int(await redis.xlen(stream))
+            await redis.delete(stream)
+        elif ids:
+            count += int(await redis.xdel(stream, *ids))
+    return count

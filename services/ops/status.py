@@ -158,7 +158,10 @@ async def _workers(redis: aredis.Redis, names: StreamNames, now: float) -> list[
     members = [_text(m) for m in await redis.zrange(names.key("workers"), 0, -1)]
     if not members:
         return []
-    beats = await redis.mget([names.key("heartbeat", m) for m in members])
+    async with redis.pipeline(transaction=False) as pipe:  # one key per worker: any slot
+        for m in members:
+            pipe.get(names.key("heartbeat", m))
+        beats = await pipe.execute()
     found = []
     for raw in beats:
         if raw is None:
@@ -184,26 +187,35 @@ async def _workers(redis: aredis.Redis, names: StreamNames, now: float) -> list[
 async def snapshot(redis: aredis.Redis, settings: Settings, *, with_workers: bool = True) -> Snapshot:
     names = settings.streams
     now = time.time()
-    stream_names = [
-        names.reports,
-        names.alerts,
-        names.reports_rejected,
-        names.reports_dead,
-        names.alerts_dead,
-        names.key("deliveries"),
-    ]
-    streams = [await _stream(redis, s) for s in stream_names]
+    # Every partition of each stream (one each with the default single partition).
+    parts = {
+        "reports": names.all_reports,
+        "alerts": names.all_alerts,
+        "reports_rejected": [names.reports_rejected],
+        "reports_dead": names.all_reports_dead,
+        "alerts_dead": names.all_alerts_dead,
+        "deliveries": [names.deliveries],
+    }
+    streams = [await _stream(redis, s) for group in parts.values() for s in group]
     by_name = {s.name: s for s in streams}
-    groups = [g for s in (names.reports, names.alerts) for g in await _groups(redis, s, settings, now)]
+
+    def total(kind: str) -> int:
+        return sum(by_name[s].length for s in parts[kind])
+
+    def last_at(kind: str) -> str | None:
+        return max((at for s in parts[kind] if (at := by_name[s].last_entry_at)), default=None)
+
+    inputs = [*names.all_reports, *names.all_alerts]
+    groups = [g for s in inputs for g in await _groups(redis, s, settings, now)]
     version = await redis.get(names.key("ruleset", "version"))
     return Snapshot(
         namespace=settings.namespace,
         at=iso(now) or "",
         streams=streams,
         groups=groups,
-        dead_letters={stage: by_name[getattr(names, attr)].length for stage, attr in DEAD_STREAMS.items()},
+        dead_letters={stage: total(kind) for stage, kind in DEAD_STREAMS.items()},
         workers=await _workers(redis, names, now) if with_workers else [],
         ruleset_version=_text(version) if version is not None else None,
-        last_alert_at=by_name[names.alerts].last_entry_at,
-        last_delivery_at=by_name[names.key("deliveries")].last_entry_at,
+        last_alert_at=last_at("alerts"),
+        last_delivery_at=last_at("deliveries"),
     )

@@ -44,6 +44,13 @@ class RulesStage:
         names = ctx.settings.streams
         self.consumes = Consumes(names.reports, RULES_GROUP, names.reports_dead)
         self.alerts_stream = names.alerts
+        # One group per report partition; a partition's alerts go to the alert partition of the
+        # same number (same hash tag), so the commit script stays on one slot.
+        self.partitions = [
+            Consumes(names.report_stream(p), RULES_GROUP, names.reports_dead_stream(p))
+            for p in range(names.partitions)
+        ]
+        self._alert_streams = {names.report_stream(p): names.alert_stream(p) for p in range(names.partitions)}
         self.ruleset = ruleset
         self.screening = ScreeningCache(ctx.redis, ctx.settings)
         self.log = get_logger(stage=self.name)
@@ -78,13 +85,14 @@ class RulesStage:
     async def busy(self) -> bool:
         return False
 
-    async def handle(self, batch: Sequence[Entry]) -> None:
+    async def handle(self, batch: Sequence[Entry], consumes: Consumes | None = None) -> None:
         ruleset = self.ruleset  # the set live when the batch began, whatever a reload does
         assert ruleset is not None
         settings = self.ctx.settings
         now = datetime.now(UTC)
         screening = await self.screening.current()  # rebuilt only when a list version changed
-        c = self.consumes
+        c = consumes or self.consumes
+        alerts_stream = self._alert_streams[c.stream]
         commit = OwnedBatch(c.stream, c.group, settings.consumer)
         done: list[tuple[Entry, ImportReport, list[Verdict], float]] = []
         buried: list[tuple[Entry, str]] = []
@@ -112,7 +120,7 @@ class RulesStage:
                 alert = verdict.alert if verdict.pending is None else next(settled)
                 if alert is not None:
                     alerts.append(alert)
-                    commit.add(entry.id, self.alerts_stream, alert_fields(alert))
+                    commit.add(entry.id, alerts_stream, alert_fields(alert))
             published.append((entry, report.report_id, alerts, seconds))
         for entry, reason in buried:
             commit.add(entry.id, c.dead_stream, dead_letter_fields(self.name, entry, c.stream, reason))

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 import redis.asyncio as aredis
 from redis.exceptions import WatchError
 
+from schemas.streams import StreamNames
 from services.logging import get_logger
 from services.sanctions.index import ScreeningIndex
 from services.sanctions.lists import ListedEntry, ListFormat, ListMeta, ParsedList
@@ -48,7 +49,10 @@ class Loaded:
 class SanctionsStore:
     def __init__(self, redis: aredis.Redis, settings: Settings) -> None:
         self.redis = redis
-        self.key = settings.streams.key
+        names = settings.streams
+        # The pointer and the list versions change together in one MULTI: on a cluster they
+        # share one hash tag (``<ns>:{sanctions}:...``); on one server the plain names.
+        self.key = StreamNames(f"{names.namespace}:{{sanctions}}").key if names.is_partitioned else names.key
         self.keep_replaced = max(1, int(settings.sanctions_keep_replaced))
 
     @property
