@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import redis.asyncio as aredis
@@ -223,32 +223,20 @@ def client(endpoint: Endpoint, *, decode_responses: bool = False) -> aredis.Redi
     already went out, and send them all again.
     """
     retry = Retry(ExponentialWithJitterBackoff(base=0.05, cap=2.0), retries=8)
+    common: dict[str, Any] = {
+        "password": endpoint.password,
+        "decode_responses": decode_responses,
+        "max_connections": POOL_SIZE,
+        "retry": retry,
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError, ConnectionResetError],
+        "health_check_interval": 15,
+        "socket_connect_timeout": 5,
+        "socket_keepalive": True,
+    }
     if endpoint.cluster:
         # Same command surface for everything tradewatch calls; keys used together share a hash tag.
-        cluster = RedisCluster.from_url(
-            endpoint.url,
-            password=endpoint.password,
-            decode_responses=decode_responses,
-            max_connections=POOL_SIZE,
-            retry=retry,
-            retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionResetError],
-            health_check_interval=15,
-            socket_connect_timeout=5,
-            socket_keepalive=True,
-        )
-        return cast(aredis.Redis, cluster)
-    pool = BlockingConnectionPool.from_url(
-        endpoint.url,
-        max_connections=POOL_SIZE,
-        timeout=POOL_WAIT,
-        password=endpoint.password,
-        decode_responses=decode_responses,
-        retry=retry,
-        retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionResetError],
-        health_check_interval=15,
-        socket_connect_timeout=5,
-        socket_keepalive=True,
-    )
+        return cast(aredis.Redis, RedisCluster.from_url(endpoint.url, **common))
+    pool = BlockingConnectionPool.from_url(endpoint.url, timeout=POOL_WAIT, **common)
     redis = aredis.Redis(connection_pool=pool)
     redis.auto_close_connection_pool = True  # aclose() closes the pool too, as from_url's does
     return redis
