@@ -40,6 +40,7 @@ from typing import Any
 import redis
 
 from schemas.report import ImportReport
+from schemas.streams import StreamNames
 from services.notify.subscriptions import load_subscriptions
 from services.rules.engine import explain
 from services.rules.loader import load_ruleset
@@ -73,6 +74,9 @@ class Config:
     kill_at: list[float] = field(default_factory=list)
     """Kill at these fractions of the expected receipts instead of every ``kill_every`` seconds."""
     server_restart_at: float = 0.4
+    partitions: int = 1
+    """Stream partitions (``TRADEWATCH_PARTITIONS``): the same scenario with the report and alert
+    streams split over several keys."""
     replicas: dict[str, int] = field(default_factory=lambda: {"ingest": 1, "rules": 2, "notify": 2})
     reclaim_idle: str = "5s"
     batch_size: int = 100
@@ -294,6 +298,7 @@ def run(cfg: Config) -> dict[str, Any]:
     env |= {
         "TRADEWATCH_REDIS_URL": server.url,
         "TRADEWATCH_NAMESPACE": "chaos",
+        "TRADEWATCH_PARTITIONS": str(cfg.partitions),
         "TRADEWATCH_DATA_DIR": str(work / "data"),
         "TRADEWATCH_INBOX_DIR": str(inbox),
         "TRADEWATCH_INBOX_INTERVAL": "0.5s",
@@ -353,7 +358,11 @@ def run(cfg: Config) -> dict[str, Any]:
             time.sleep(0.1)
     finally:
         codes = fleet.stop()
-        sent = _sent_records(redis.Redis.from_url(server.url), "chaos:deliveries") if server.process else {}
+        sent = (
+            _sent_records(redis.Redis.from_url(server.url), StreamNames("chaos", cfg.partitions).deliveries)
+            if server.process
+            else {}
+        )
         server.stop()
         http.shutdown()
     duplicates, traced, untraced = trace(receipts, sent, kills)
@@ -385,6 +394,7 @@ def main() -> None:
     parser.add_argument("--rules", type=int, default=2, help="rules worker replicas")
     parser.add_argument("--notify", type=int, default=2, help="notify worker replicas")
     parser.add_argument("--timeout", type=float, default=1_080.0, help="give up after this many seconds")
+    parser.add_argument("--partitions", type=int, default=1, help="stream partitions (TRADEWATCH_PARTITIONS)")
     parser.add_argument("--out", type=Path, help="also write the result JSON to this file")
     args = parser.parse_args()
     cfg = Config(
@@ -392,6 +402,7 @@ def main() -> None:
         kill_every=args.kill_every,
         replicas={"ingest": 1, "rules": args.rules, "notify": args.notify},
         timeout=args.timeout,
+        partitions=args.partitions,
     )
     load = os.getloadavg()
     print(f"chaos: {cfg.reports} reports, a SIGKILL every ~{cfg.kill_every}s, load before {load}", flush=True)

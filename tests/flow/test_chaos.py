@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from benchmarks.chaos import Config, run
 
 
-def test_nothing_lost_and_every_duplicate_traced_to_a_kill(tmp_path: Path) -> None:
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("partitions", [1, 4])
+def test_nothing_lost_and_every_duplicate_traced_to_a_kill(tmp_path: Path, partitions: int) -> None:
     result = run(
         Config(
             reports=300,
@@ -25,6 +29,7 @@ def test_nothing_lost_and_every_duplicate_traced_to_a_kill(tmp_path: Path) -> No
             reclaim_idle="1s",
             quiet_for=3.0,
             timeout=240,
+            partitions=partitions,
             workdir=tmp_path,
         )
     )
