@@ -205,14 +205,16 @@ class Outbox:
         return sum(int(s) for s in sizes)
 
     async def claim(self, channel: str, delivery_id: str, now: float, lease: float) -> Claimed | None:
-        attempts = await self._claim(args=[self.ns, channel, delivery_id, now, lease])
-        if not attempts:
-            return None
         d = self.key("delivery", delivery_id)
-        async with self.redis.pipeline(transaction=False) as pipe:
+        # One round trip: the claim and the reads of what it claimed, in one transaction (the
+        # reads are thrown away when the claim fails: the message is not ours).
+        async with self.redis.pipeline(transaction=True) as pipe:
+            await self._claim(args=[self.ns, channel, delivery_id, now, lease], client=pipe)
             pipe.hget(d, "subscription")
             pipe.lrange(f"{d}:alerts", 0, -1)
-            sub, ids = await pipe.execute()
+            attempts, sub, ids = await pipe.execute()
+        if not attempts:
+            return None
         unique = list(dict.fromkeys(i.decode() for i in ids))
         raw = await self.redis.mget([self.key("alert", i) for i in unique]) if unique else []
         alerts = [Alert.model_validate_json(r) for r in raw if r is not None]
