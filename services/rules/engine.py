@@ -566,8 +566,11 @@ def _alert(compiled: CompiledRule, facts: ReportFacts, outcome: Outcome, now: da
     elif lowered is not None:
         severity = lowered[0]
         evidence.append(f"severity lowered to {severity.value}: {lowered[1]}")
+    # Built without validating again: every value comes from a validated report, rule or
+    # catalog, with the type the model declares (tests/unit/test_engine_alerts.py checks that
+    # each alert is what validation would make of it).
     matched = [
-        MatchedItem(
+        MatchedItem.model_construct(
             index=i,
             description=facts.items[i].item.description,
             hs_code=facts.items[i].cls.hs_code,
@@ -576,7 +579,7 @@ def _alert(compiled: CompiledRule, facts: ReportFacts, outcome: Outcome, now: da
         )
         for i, ev in sorted(outcome.items.items())
     ]
-    return Alert(
+    return Alert.model_construct(
         alert_id=alert_id_for(report.report_id, rule.id, compiled.version),
         rule_id=rule.id,
         rule_version=compiled.version,
@@ -597,7 +600,7 @@ def _alert(compiled: CompiledRule, facts: ReportFacts, outcome: Outcome, now: da
         url=report.url,
         dedup_key=_key(rule.id, rule.dedup, facts, matched),
         group_key=_key("", rule.group_by, facts, matched),
-        realert=rule.realert,
+        realert=float(rule.realert),
     )
 
 
