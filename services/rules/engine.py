@@ -566,11 +566,8 @@ def _alert(compiled: CompiledRule, facts: ReportFacts, outcome: Outcome, now: da
     elif lowered is not None:
         severity = lowered[0]
         evidence.append(f"severity lowered to {severity.value}: {lowered[1]}")
-    # Built without validating again: every value comes from a validated report, rule or
-    # catalog, with the type the model declares (tests/unit/test_engine_alerts.py checks that
-    # each alert is what validation would make of it).
     matched = [
-        MatchedItem.model_construct(
+        MatchedItem(
             index=i,
             description=facts.items[i].item.description,
             hs_code=facts.items[i].cls.hs_code,
@@ -579,7 +576,7 @@ def _alert(compiled: CompiledRule, facts: ReportFacts, outcome: Outcome, now: da
         )
         for i, ev in sorted(outcome.items.items())
     ]
-    return Alert.model_construct(
+    return Alert(
         alert_id=alert_id_for(report.report_id, rule.id, compiled.version),
         rule_id=rule.id,
         rule_version=compiled.version,
@@ -600,7 +597,7 @@ def _alert(compiled: CompiledRule, facts: ReportFacts, outcome: Outcome, now: da
         url=report.url,
         dedup_key=_key(rule.id, rule.dedup, facts, matched),
         group_key=_key("", rule.group_by, facts, matched),
-        realert=float(rule.realert),
+        realert=rule.realert,
     )
 
 
