@@ -118,7 +118,9 @@ def floor_latency(url: str, samples: int = 2000, rate: float = 500) -> dict[str,
     return percentiles(got)
 
 
-def run(rate: float = 500, seconds: float = 30, settle: float = 30) -> dict[str, Any]:
+def run(rate: float = 500, seconds: float = 30, settle: float = 30, concurrency: int = 1) -> dict[str, Any]:
+    """``concurrency``: TRADEWATCH_NOTIFY_SEND_CONCURRENCY of the notify worker (1, the default,
+    is the safe one: a crash repeats at most one message per channel)."""
     with common.fresh_server() as url, tempfile.TemporaryDirectory(prefix="twbench-lat-") as tmp_:
         tmp = Path(tmp_)
         receiver = Receiver()
@@ -132,6 +134,7 @@ def run(rate: float = 500, seconds: float = 30, settle: float = 30) -> dict[str,
         env = common.worker_env(
             url, namespace, tmp / "data", TRADEWATCH_CHANNELS_FILE=str(channels),
             TRADEWATCH_SUBSCRIPTIONS_FILE=str(subs), TRADEWATCH_RULES_FILES=str(common.ROOT / "config/rules.yaml"),
+            TRADEWATCH_NOTIFY_SEND_CONCURRENCY=str(concurrency),
         )  # fmt: skip
         procs = {
             stage: common.spawn(common.tradewatch("worker", stage), env, tmp / f"{stage}.log")
@@ -181,6 +184,7 @@ def run(rate: float = 500, seconds: float = 30, settle: float = 30) -> dict[str,
         latencies = [receiver.first_seen[r] - t for r, t in published.items() if r in receiver.first_seen]
         result = {
             "rate": rate,
+            "concurrency": concurrency,
             "achieved_rate": round(achieved, 1),
             "seconds": seconds,
             "published": len(published),

@@ -52,7 +52,7 @@ async def measure(settings: Settings, path: Path) -> tuple[int, float, dict[str,
         publisher = Publisher(redis, settings.streams, 3600)
         tracemalloc.start()
         started = time.perf_counter()
-        tally = await ingest_file(path, sources.get("comtrade"), publisher, keep_ids=False)
+        tally = await ingest_file(path, sources.get("comtrade"), publisher)
         seconds = time.perf_counter() - started
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()

@@ -54,7 +54,7 @@ def ingest(
                 if bar is not None:
                     bar[0].update(bar[1], completed=position, description=_line(tally))
 
-            tally = await ingest_file(file, reader, publisher, step, keep_ids=False)
+            tally = await ingest_file(file, reader, publisher, step)
             return tally.as_dict()
         finally:
             await redis.aclose()

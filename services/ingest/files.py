@@ -21,13 +21,12 @@ async def ingest_file(
     source: FileSource,
     publisher: Publisher,
     progress: Callable[[Tally, int], None] | None = None,
-    *,
-    keep_ids: bool = True,
 ) -> Tally:
     """Raises UnreadableFile when nothing in the file can be used.
 
-    ``progress(tally, bytes_read)`` is called after each batch. ``keep_ids=False`` does not
-    collect the published report ids (a large file's list would grow with it).
+    ``progress(tally, bytes_read)`` is called after each batch. The tally counts the published
+    reports and keeps only a bounded sample of their ids (``Tally.sample_ids``), so its size does
+    not grow with the file.
     """
     tally = Tally()
     batch: list[ImportReport] = []
@@ -37,9 +36,7 @@ async def ingest_file(
         results = await publisher.publish(batch)
         for report, fresh in zip(batch, results, strict=True):
             if fresh:
-                tally.published += 1
-                if keep_ids:
-                    tally.report_ids.append(report.report_id)
+                tally.published_one(report.report_id)
             else:
                 tally.duplicates += 1
         batch.clear()

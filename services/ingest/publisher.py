@@ -20,6 +20,7 @@ from schemas.report import ImportReport
 from schemas.streams import REPORT_FIELD, StreamNames
 
 MAX_RAW_BYTES = 64_000
+SAMPLE_IDS = 20  # report ids a Tally keeps to show: a bounded sample, never one per row
 
 _PUBLISH_ONCE = """
 if redis.call('SET', KEYS[1], ARGV[3], 'NX', 'EX', ARGV[1]) then
@@ -37,18 +38,25 @@ def content_id(source: str, payload: Any) -> str:
 
 @dataclass
 class Tally:
+    """Counts, and the first SAMPLE_IDS published report ids: its size does not grow with the input."""
+
     read: int = 0
     published: int = 0
     duplicates: int = 0
     rejected: int = 0
-    report_ids: list[str] = field(default_factory=list)
+    sample_ids: list[str] = field(default_factory=list)
+
+    def published_one(self, report_id: str) -> None:
+        self.published += 1
+        if len(self.sample_ids) < SAMPLE_IDS:
+            self.sample_ids.append(report_id)
 
     def add(self, other: Tally) -> None:
         self.read += other.read
         self.published += other.published
         self.duplicates += other.duplicates
         self.rejected += other.rejected
-        self.report_ids += other.report_ids
+        self.sample_ids += other.sample_ids[: max(0, SAMPLE_IDS - len(self.sample_ids))]
 
     def as_dict(self) -> dict[str, int]:
         return {

@@ -159,7 +159,7 @@ class IngestStage:
                 )
                 continue
             try:
-                tally = await ingest_file(file, self.sources.get(name), self.publisher, keep_ids=False)
+                tally = await ingest_file(file, self.sources.get(name), self.publisher)
             except UnreadableFile as error:
                 self._fail(file, str(error), move)
                 continue

@@ -222,6 +222,8 @@ class Outbox:
         return sum(int(s) for s in sizes)
 
     async def claim(self, channel: str, delivery_id: str, now: float, lease: float) -> Claimed | None:
+        # The claim first, then the reads of what it claimed. (One MULTI for both saved a round
+        # trip on a single server, but a cluster client cannot run a script inside a transaction.)
         attempts = await self._claim(
             keys=[self.key("due", channel)], args=[self.ns, channel, delivery_id, now, lease]
         )

@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from schemas.alert import Alert
 from schemas.streams import NOTIFY_GROUP
@@ -174,28 +176,66 @@ class NotifyStage:
         poll = self.ctx.settings.poll_interval
         concurrency = self.ctx.settings.notify_send_concurrency
         log = self.log.bind(channel=channel.id)
-        while not self._stop.is_set():
-            try:
-                # Cleared before looking, not after: a wake-up set while we look is kept, so a
-                # message queued meanwhile is sent now rather than after a whole poll interval.
-                wake.clear()
-                now = time.time()
-                due = await self.outbox.due(channel.id, now, concurrency)
-                if not due:
-                    upcoming = await self.outbox.next_due(channel.id)
-                    wait = poll if upcoming is None else min(poll, max(0.005, upcoming - now))
+        # A sliding window: up to ``concurrency`` messages of this channel in flight, and a free
+        # slot is filled as soon as one send is recorded (not when a whole group is done). Each
+        # message is claimed (leased) on its own and recorded right after its own send, so a
+        # crash repeats at most the messages in flight then: one with the default of 1.
+        flying: dict[str, asyncio.Task[None]] = {}
+        try:
+            while not self._stop.is_set():
+                try:
+                    # Cleared before looking, not after: a wake-up set while we look is kept, so
+                    # a message queued meanwhile is sent now rather than after a poll interval.
+                    wake.clear()
+                    now = time.time()
+                    free = concurrency - len(flying)
+                    due = []
+                    if free > 0:
+                        # In-flight messages are leased into the future, so they are not due;
+                        # the filter only covers a lease that ran out meanwhile.
+                        found = await self.outbox.due(channel.id, now, free + len(flying))
+                        due = [d for d in found if d not in flying][:free]
+                    if not due:
+                        if flying:  # full, or nothing else due: wait for a send or a wake-up
+                            waiter = asyncio.ensure_future(wake.wait())
+                            await asyncio.wait([waiter, *flying.values()], timeout=poll,
+                                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+                            waiter.cancel()
+                            continue
+                        upcoming = await self.outbox.next_due(channel.id)
+                        wait = poll if upcoming is None else min(poll, max(0.005, upcoming - now))
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(wake.wait(), wait)
+                        continue
+                    if self._stop.is_set():
+                        break
+                    for d in due:
+                        task = asyncio.create_task(self._send_one(channel, d))
+                        flying[d] = task
+                        task.add_done_callback(functools.partial(self._landed, flying, d, wake=wake, log=log))
+                except Exception as error:  # Redis down for a while: keep trying, never die silently
+                    log.error("sender failed", error=redact(f"{type(error).__name__}: {error}"))
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(wake.wait(), wait)
-                    continue
-                if self._stop.is_set():
-                    break
-                # Several messages of one channel in flight at once: each is claimed (leased)
-                # on its own, so none is sent twice, and a slow send holds up only itself.
-                await asyncio.gather(*(self._send_one(channel, d) for d in due))
-            except Exception as error:  # Redis down for a while: keep trying, never die silently
-                log.error("sender failed", error=redact(f"{type(error).__name__}: {error}"))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), poll)
+                        await asyncio.wait_for(self._stop.wait(), poll)
+        finally:
+            # Stopping: the sends in flight finish and are recorded (each is bounded by the
+            # send timeout), so a graceful stop repeats nothing.
+            if flying:
+                await asyncio.gather(*flying.values(), return_exceptions=True)
+
+    @staticmethod
+    def _landed(
+        flying: dict[str, asyncio.Task[None]],
+        delivery_id: str,
+        task: asyncio.Task[None],
+        wake: asyncio.Event,
+        log: Any,
+    ) -> None:
+        if flying.get(delivery_id) is task:
+            del flying[delivery_id]
+        wake.set()  # a slot is free: look for the next due message now
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("sender failed", error=redact(f"{type(error).__name__}: {error}"))
 
     async def _send_one(self, channel: Channel, delivery_id: str) -> None:
         settings = self.ctx.settings

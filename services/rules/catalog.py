@@ -158,8 +158,16 @@ class Catalog:
         """
         if not crossing:
             return None
-        named = self.crossings_in(crossing)
-        return named[0] if len(named) == 1 else crossing
+        # Reports name few crossings, over and over: each spelling is looked up once (bounded).
+        memo: dict[str, str] = self.__dict__.setdefault("_crossing_memo", {})
+        known = memo.get(crossing)
+        if known is None:
+            named = self.crossings_in(crossing)
+            known = named[0] if len(named) == 1 else crossing
+            if len(memo) >= 10_000:
+                memo.clear()
+            memo[crossing] = known
+        return known
 
     @property
     def categories(self) -> dict[str, str]:

@@ -83,6 +83,8 @@ def fold(text: str) -> Folded:
 
     ``fold("X-Ray 기계").text == "x ray 기계"``; ``fold("곡물 건조기").text == "곡물건조기"``.
     """
+    if text.isascii():
+        return _fold_ascii(text)
     out: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
@@ -91,9 +93,11 @@ def fold(text: str) -> Folded:
         j = i + 1
         while j < n and _continues_cluster(text[j]):
             j += 1
-        piece = unicodedata.normalize("NFKC", text[i:j]).casefold()
+        piece = _PIECES.get(text[i:j])
+        if piece is None:
+            piece = _piece(text[i:j])
         for char in piece:
-            if _SEPARATOR_CHARS.match(char):
+            if char in "-_/·" or char.isspace():  # what _SEPARATOR_CHARS matches
                 if out and out[-1] == " ":
                     ends[-1] = j
                     continue
@@ -104,14 +108,52 @@ def fold(text: str) -> Folded:
         i = j
     # Drop a single space beside a CJK character when the other side is a letter, a digit or CJK:
     # Korean spacing is free and Chinese has none (곡물 건조기 = 곡물건조기, CNC 선반 = CNC선반).
-    keep = [
-        not (c == " " and 0 < k < len(out) - 1 and _joins(out[k - 1], out[k + 1])) for k, c in enumerate(out)
-    ]
-    return Folded(
-        "".join(c for c, ok in zip(out, keep, strict=True) if ok),
-        tuple(s for s, ok in zip(starts, keep, strict=True) if ok),
-        tuple(e for e, ok in zip(ends, keep, strict=True) if ok),
-    )
+    last = len(out) - 1
+    drop = [k for k in range(1, last) if out[k] == " " and _joins(out[k - 1], out[k + 1])]
+    if not drop:
+        return Folded("".join(out), tuple(starts), tuple(ends))
+    for k in reversed(drop):
+        del out[k], starts[k], ends[k]
+    return Folded("".join(out), tuple(starts), tuple(ends))
+
+
+_PIECES: dict[str, str] = {}
+_PIECES_MAX = 100_000
+
+
+def _piece(cluster: str) -> str:
+    """A cluster NFKC-normalised and case-folded; remembered (text repeats its characters)."""
+    piece = unicodedata.normalize("NFKC", cluster).casefold()
+    if len(_PIECES) >= _PIECES_MAX:
+        _PIECES.clear()
+    _PIECES[cluster] = piece
+    return piece
+
+
+def _fold_ascii(text: str) -> Folded:
+    """``fold`` of ASCII text, with the same result: NFKC changes no ASCII character, case-folding
+    is ``lower`` and no ASCII character is CJK; only runs of separators become one space."""
+    lowered = text.lower()
+    if not _SEPARATORS.search(lowered):
+        span = tuple(range(len(text)))
+        return Folded(lowered, span, tuple(range(1, len(text) + 1)))
+    parts: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    at = 0
+    for run in _SEPARATORS.finditer(lowered):
+        a, b = run.span()
+        parts.append(lowered[at:a])
+        starts.extend(range(at, a))
+        ends.extend(range(at + 1, a + 1))
+        parts.append(" ")
+        starts.append(a)
+        ends.append(b)
+        at = b
+    parts.append(lowered[at:])
+    starts.extend(range(at, len(text)))
+    ends.extend(range(at + 1, len(text) + 1))
+    return Folded("".join(parts), tuple(starts), tuple(ends))
 
 
 def fold_key(term: str) -> str:

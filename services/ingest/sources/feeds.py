@@ -215,8 +215,7 @@ class FeedPoller:
                 await self.publisher.reject(self.feed.name, where, entry.text, describe_validation(error))
         for report, fresh in zip(reports, await self.publisher.publish(reports), strict=True):
             if fresh:
-                tally.published += 1
-                tally.report_ids.append(report.report_id)
+                tally.published_one(report.report_id)
             else:
                 tally.duplicates += 1
         return tally
