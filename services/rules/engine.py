@@ -431,9 +431,13 @@ def rule_version(rule: Rule) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
-def _exception_test(exc: Exception_) -> Callable[[ReportFacts, datetime], bool]:
+def _exception_test(exc: Exception_, catalog: Catalog) -> Callable[[ReportFacts, datetime], bool]:
+    # A crossing is compared under its catalog name, as rule conditions and keys compare it:
+    # an exception for 신의주 covers a report written "Dandong-Sinuiju".
     fields = {
-        name: frozenset(name_key(v) for v in values)
+        name: frozenset(
+            name_key((catalog.crossing_name(v) or v) if name == "crossing" else v) for v in values
+        )
         for name in ("importer", "exporter", "source", "crossing")
         if (values := getattr(exc, name)) is not None
     }
@@ -444,7 +448,7 @@ def _exception_test(exc: Exception_) -> Callable[[ReportFacts, datetime], bool]:
         if expires is not None and now.date() > expires:  # valid through its expiry date
             return False
         for name, allowed in fields.items():
-            value = getattr(f.report, name)
+            value = f.crossing_name if name == "crossing" else getattr(f.report, name)
             if value is None or name_key(value) not in allowed:
                 return False
         if words:
@@ -473,7 +477,7 @@ def compile_rules(
             version=rule_version(rule),
             test=compiler.report(rule.when),
             escalations=tuple((compiler.report(e.when), e.to, e.reason) for e in rule.escalate),
-            exceptions=tuple((e.id, e.reason, _exception_test(e)) for e in rule.exceptions),
+            exceptions=tuple((e.id, e.reason, _exception_test(e, catalog)) for e in rule.exceptions),
         ))  # fmt: skip
     words = TermMatcher((w, w) for w in compiler.words)
     digest = hashlib.sha256()

@@ -82,3 +82,24 @@ rules:
     assert len({a.group_key for a in alerts}) == 1
     surge_keys = {v.pending.group for r in reports for v in explain(r, ruleset, NOW) if v.pending is not None}
     assert len(surge_keys) == 1
+
+
+def test_an_exception_for_a_crossing_covers_every_way_of_writing_it(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        """version: 1
+rules:
+  - id: lathes
+    title: Lathes
+    severity: low
+    legal_basis: test
+    when: {item: {hs: ["8458"]}}
+    exceptions:
+      - {id: licensed-route, reason: licensed, crossing: [신의주]}
+""",
+        encoding="utf-8",
+    )
+    ruleset = load_ruleset([rules], ROOT / "config/catalog.yaml", ROOT / "config/rates.yaml")
+    for crossing, fires in (("Dandong-Sinuiju", False), ("丹东", False), ("Hyesan", True)):
+        report = ImportReport(report_id="r", source="t", crossing=crossing, items=[{"description": "lathe"}])
+        assert bool(evaluate(report, ruleset, NOW)) is fires, crossing
