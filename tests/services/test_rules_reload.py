@@ -101,7 +101,9 @@ async def test_the_stage_polls_its_files(ctx: Context, raw_redis: redis.Redis, t
     assert isinstance(stage.reloader, Reloader)
     first = stage.ruleset
     touch_later(rules, RULE.format(severity="critical"))
-    for _ in range(200):  # up to ~10 s on a loaded machine; returns as soon as it is seen
+    for _ in range(
+        1200
+    ):  # up to ~60 s on a loaded machine (a reload compiles the catalog); returns as soon as it is seen
         if stage.ruleset is not first:
             break
         await asyncio.sleep(0.05)
