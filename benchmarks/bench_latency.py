@@ -151,6 +151,7 @@ def run(rate: float = 500, seconds: float = 30, settle: float = 30, concurrency:
                     break
                 time.sleep(0.1)
             idle = {stage: common.rss_kib(p.pid) for stage, p in procs.items()}
+            cpu_before = {stage: common.cpu_seconds(p.pid) for stage, p in procs.items()}
             maker = common.ReportMaker(seed=3)
             published: dict[str, float] = {}
             total = int(rate * seconds)
@@ -175,6 +176,11 @@ def run(rate: float = 500, seconds: float = 30, settle: float = 30, concurrency:
             while time.monotonic() < deadline and len(receiver.first_seen) < len(published):
                 time.sleep(0.1)
             loaded = {stage: common.rss_kib(p.pid, "VmHWM") for stage, p in procs.items()}
+            # CPU per report: what each stage costs at this rate (all reports, first to last).
+            cpu_ms = {
+                stage: round((common.cpu_seconds(p.pid) - cpu_before[stage]) * 1000 / total, 3)
+                for stage, p in procs.items()
+            }
         finally:
             for p in procs.values():
                 p.terminate()
@@ -194,6 +200,7 @@ def run(rate: float = 500, seconds: float = 30, settle: float = 30, concurrency:
             "backlog_when_publishing_ended": backlog,
             "floor_ms": floor_latency(url, samples=min(2000, total), rate=rate),
             "rss_kib": {"idle": idle, "peak_under_load": loaded},
+            "cpu_ms_per_report": cpu_ms,
             "goals": {"p99_ms": 100},
         }
         client.close()

@@ -179,6 +179,12 @@ class Settings(BaseSettings):
         le=256,
         description="messages one channel's sender has in flight at once; a crash may repeat each of them",
     )
+    notify_coalesce: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="messages of one subscription due at once (a backlog) sent as one, at most this many; 1: never",
+    )
 
     # --- operations
     shutdown_grace: Duration = Field(

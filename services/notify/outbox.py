@@ -14,10 +14,12 @@ Keys, under ``<ns>:notify:``::
     recent                           sorted set: alert id -> when it arrived (``alerts list``)
 
 ``accept`` stores a batch's routing decisions and acks its stream entries in one script, so an
-alert is acked exactly when its messages are durably queued. ``claim`` takes a due message for
-sending and leases it (its score moves to now + lease), so a replica that dies mid-send leaves
-it to be sent again after the lease: only that one message can repeat. ``finish`` records the
-outcome right after the send.
+alert is acked exactly when its messages are durably queued. ``claim`` takes due messages for
+sending, with their alerts, and leases them (their score moves to now + lease), so a replica
+that dies mid-send leaves them to be sent again after the lease: only the messages of the sends
+in flight can repeat. Messages of one subscription due at once are claimed together, to go out
+as one send (a backlog is coalesced). ``finish`` records each message's outcome right after
+its send. Each is one script: one round trip however many messages and alerts.
 
 The scripts build key names from the namespace. On a Redis Cluster (or with partitions) that
 namespace carries one hash tag (``<ns>:{notify}``, see ``StreamNames.notify_namespace``), so every
@@ -104,21 +106,90 @@ return cjson.encode(counts)
 """
 
 _CLAIM = """
-local P = ARGV[1] .. ':notify:'
-local ch, did, now, lease = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
-local due = P .. 'due:' .. ch
-local score = redis.call('ZSCORE', due, did)
-if not score or tonumber(score) > now then return false end
-local d = P .. 'delivery:' .. did
-if redis.call('EXISTS', d) == 0 then
-  redis.call('ZREM', due, did)
-  return false
+local p = cjson.decode(ARGV[1])
+local P = p.prefix .. ':notify:'
+local due = KEYS[1]
+local skip = {}
+for _, id in ipairs(p.flying) do skip[id] = true end
+local units, open, n = {}, {}, 0
+for _, did in ipairs(redis.call('ZRANGEBYSCORE', due, '-inf', p.now, 'LIMIT', 0, p.scan)) do
+  if not skip[did] then
+    local d = P .. 'delivery:' .. did
+    local sub = redis.call('HGET', d, 'subscription')
+    if not sub then
+      redis.call('ZREM', due, did)  -- its record is gone (past the retention)
+    else
+      local unit = open[sub]
+      if unit == nil or #unit.messages >= (p.limits[sub] or 1) then
+        unit = nil
+        if n < p.units then
+          n = n + 1
+          unit = {subscription = sub, messages = {}, alerts = {}}
+          units[n] = unit
+          open[sub] = unit
+        end
+      end
+      if unit then
+        local ok = redis.call('HGET', d, 'open_key')
+        if ok and redis.call('GET', ok) == did then redis.call('DEL', ok) end
+        redis.call('ZADD', due, string.format('%.17g', p.now + p.lease), did)
+        redis.call('HSET', d, 'state', 'sending')
+        local attempts = redis.call('HINCRBY', d, 'attempts', 1)
+        local aids = redis.call('LRANGE', d .. ':alerts', 0, -1)
+        table.insert(unit.messages, {id = did, attempts = attempts, alerts = aids})
+        for _, aid in ipairs(aids) do
+          if unit.alerts[aid] == nil then
+            unit.alerts[aid] = redis.call('GET', P .. 'alert:' .. aid) or false
+          end
+        end
+      end
+    end
+  end
 end
-local ok = redis.call('HGET', d, 'open_key')
-if ok and redis.call('GET', ok) == did then redis.call('DEL', ok) end
-redis.call('ZADD', due, now + lease, did)
-redis.call('HSET', d, 'state', 'sending')
-return redis.call('HINCRBY', d, 'attempts', 1)
+return cjson.encode(units)
+"""
+
+
+_FINISH = """
+local p = cjson.decode(ARGV[1])
+local P = p.prefix .. ':notify:'
+for _, r in ipairs(p.records) do
+  local d = P .. 'delivery:' .. r.id
+  local due = P .. 'due:' .. r.channel
+  local state = r.outcome
+  if state == 'failed' then state = 'retry' end
+  redis.call('HSET', d, 'state', state, 'updated', p.at, 'last_error', r.error)
+  if r.outcome == 'sent' then redis.call('HSET', d, 'sent_at', p.at) end
+  if r.retry_at then
+    local score = string.format('%.17g', r.retry_at)
+    redis.call('HSET', d, 'due', score)
+    redis.call('ZADD', due, score, r.id)
+  else
+    redis.call('ZREM', due, r.id)
+    redis.call('EXPIRE', d, p.retention)
+    redis.call('EXPIRE', d .. ':alerts', p.retention)
+  end
+  for _, a in ipairs(r.alerts) do
+    local event = {at = p.at, event = r.outcome, subscription = r.sub, channel = r.channel,
+                   delivery = r.id, attempt = r.attempt}
+    if r.error ~= '' then event.detail = r.error end
+    if r.retry_iso then event.retry_at = r.retry_iso end
+    if p.ms then event.ms = p.ms end
+    local h = P .. 'history:' .. a[1]
+    redis.call('RPUSH', h, cjson.encode(event))
+    redis.call('EXPIRE', h, p.retention)
+    redis.call('XADD', p.prefix .. ':deliveries', 'MAXLEN', '~', 100000, '*',
+      'alert_id', a[1], 'rule_id', a[2], 'report_id', a[3], 'subscription', r.sub,
+      'channel', r.channel, 'delivery', r.id, 'attempt', string.format('%d', r.attempt),
+      'outcome', r.outcome, 'error', r.error, 'at', p.at)
+    if r.dead_stream then
+      redis.call('XADD', r.dead_stream, '*', 'alert', redis.call('GET', P .. 'alert:' .. a[1]) or '',
+        'dead.stage', 'notify', 'dead.reason', r.error, 'dead.deliveries', string.format('%d', r.attempt),
+        'dead.subscription', r.sub, 'dead.channel', r.channel, 'dead.delivery', r.id, 'dead.at', p.at)
+    end
+  end
+end
+return #p.records
 """
 
 
@@ -145,6 +216,17 @@ class Claimed:
     missing: int
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What one send did for one of the messages in it."""
+
+    claimed: Claimed
+    outcome: str  # sent | failed | dead
+    error: str | None = None
+    retry_at: float | None = None
+    dead_stream: str | None = None
+
+
 def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
 
@@ -167,6 +249,7 @@ class Outbox:
         self.dedup_retention = max(1, int(dedup_retention))
         self._accept = redis.register_script(_ACCEPT)
         self._claim = redis.register_script(_CLAIM)
+        self._finish = redis.register_script(_FINISH)
 
     def key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -206,10 +289,6 @@ class Outbox:
         counts: dict[str, int] = json.loads(reply)
         return counts
 
-    async def due(self, channel: str, now: float, count: int) -> list[str]:
-        ids = await self.redis.zrangebyscore(self.key("due", channel), "-inf", now, start=0, num=count)
-        return [text(i) for i in ids]
-
     async def next_due(self, channel: str) -> float | None:
         first = await self.redis.zrange(self.key("due", channel), 0, 0, withscores=True)
         return float(first[0][1]) if first else None
@@ -221,103 +300,80 @@ class Outbox:
             sizes = await pipe.execute()
         return sum(int(s) for s in sizes)
 
-    async def claim(self, channel: str, delivery_id: str, now: float, lease: float) -> Claimed | None:
-        # The claim first, then the reads of what it claimed. (One MULTI for both saved a round
-        # trip on a single server, but a cluster client cannot run a script inside a transaction.)
-        attempts = await self._claim(
-            keys=[self.key("due", channel)], args=[self.ns, channel, delivery_id, now, lease]
-        )
-        if not attempts:
-            return None
-        d = self.key("delivery", delivery_id)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hget(d, "subscription")
-            pipe.lrange(f"{d}:alerts", 0, -1)
-            sub, ids = await pipe.execute()
-        unique = list(dict.fromkeys(i.decode() for i in ids))
-        raw = await self.redis.mget([self.key("alert", i) for i in unique]) if unique else []
-        alerts = [Alert.model_validate_json(r) for r in raw if r is not None]
-        return Claimed(
-            id=delivery_id,
-            channel=channel,
-            subscription=sub.decode() if sub else "",
-            attempts=int(attempts),
-            alerts=alerts,
-            missing=len(unique) - len(alerts),
-        )
-
-    def _history(self, pipe: Any, alert_id: str, event: dict[str, Any]) -> None:
-        key = self.key("history", alert_id)
-        pipe.rpush(key, json.dumps(event, ensure_ascii=False))
-        pipe.expire(key, self.retention)
-
-    async def finish(
+    async def claim(
         self,
-        claimed: Claimed,
-        outcome: str,
+        channel: str,
         now: float,
+        lease: float,
         *,
-        error: str | None = None,
-        retry_at: float | None = None,
-        dead_stream: str | None = None,
-        ms: float | None = None,
-    ) -> None:
-        """Record ``sent``, ``failed`` (to be retried at ``retry_at``) or ``dead``, in one transaction."""
-        d = self.key("delivery", claimed.id)
-        due = self.key("due", claimed.channel)
+        units: int,
+        limits: dict[str, int],
+        flying: list[str],
+    ) -> list[list[Claimed]]:
+        """Lease due messages of a channel, in one script: up to ``units`` sends, each of up to
+        ``limits[subscription]`` messages of one subscription (messages due together, a backlog,
+        go out as one send). With their alerts, read in the same script. ``flying``: messages
+        this sender is still sending (not taken again even if their lease ran out)."""
+        payload = {
+            "prefix": self.ns, "now": now, "lease": lease, "units": units, "limits": limits,
+            "flying": flying, "scan": max(64, 4 * units * max(limits.values(), default=1)),
+        }  # fmt: skip
+        reply = await self._claim(keys=[self.key("due", channel)], args=[json.dumps(payload)])
+        claimed: list[list[Claimed]] = []
+        for unit in json.loads(reply):
+            # An empty Lua table encodes as {}: no alerts, or no alert ids.
+            parsed = {
+                aid: Alert.model_validate_json(raw) for aid, raw in (unit["alerts"] or {}).items() if raw
+            }
+            messages = []
+            for m in unit["messages"]:
+                unique = list(dict.fromkeys(m["alerts"] or []))
+                alerts = [parsed[a] for a in unique if a in parsed]
+                messages.append(Claimed(
+                    id=m["id"], channel=channel, subscription=unit["subscription"],
+                    attempts=int(m["attempts"]), alerts=alerts, missing=len(unique) - len(alerts),
+                ))  # fmt: skip
+            claimed.append(messages)
+        return claimed
+
+    async def finish(self, outcomes: list[Outcome], now: float, *, ms: float | None = None) -> None:
+        """Record what became of messages sent together: ``sent``, ``failed`` (due again at its
+        ``retry_at``) or ``dead``, each with a history event per alert and a ``deliveries``
+        entry, in one script (atomic on the server, one round trip)."""
         at = iso(now)
-        separate_dead = outcome == "dead" and dead_stream and self.separate_ack
-        if separate_dead and dead_stream:
-            # The dead-letter stream is an alert partition, on another slot than this state:
+        if self.separate_ack:
+            # A dead-letter stream is an alert partition, on another slot than this state:
             # written first, so a crash before the record below repeats it rather than loses it.
-            for alert in claimed.alerts:
-                await self.redis.xadd(dead_stream, self._dead_fields(alert, claimed, error, at))  # type: ignore[arg-type]
-        async with self.redis.pipeline(transaction=True) as pipe:
-            fields: dict[str, Any] = {"state": {"failed": "retry"}.get(outcome, outcome), "updated": at}
-            fields["last_error"] = error or ""
-            if outcome == "sent":
-                fields["sent_at"] = at
-            if outcome == "failed" and retry_at is not None:
-                fields["due"] = retry_at
-                pipe.zadd(due, {claimed.id: retry_at})
-            else:
-                pipe.zrem(due, claimed.id)
-                pipe.expire(d, self.retention)
-                pipe.expire(f"{d}:alerts", self.retention)
-            pipe.hset(d, mapping=fields)  # type: ignore[arg-type]
-            for alert in claimed.alerts:
-                event: dict[str, Any] = {
-                    "at": at, "event": outcome, "subscription": claimed.subscription,
-                    "channel": claimed.channel, "delivery": claimed.id, "attempt": claimed.attempts,
-                }  # fmt: skip
-                if error:
-                    event["detail"] = error
-                if retry_at is not None and outcome == "failed":
-                    event["retry_at"] = iso(retry_at)
-                if ms is not None:
-                    event["ms"] = ms
-                self._history(pipe, alert.alert_id, event)
-                pipe.xadd(
-                    f"{self.ns}:deliveries",
-                    {
-                        "alert_id": alert.alert_id, "rule_id": alert.rule_id, "report_id": alert.report_id,
-                        "subscription": claimed.subscription, "channel": claimed.channel,
-                        "delivery": claimed.id, "attempt": str(claimed.attempts),
-                        "outcome": outcome, "error": error or "", "at": at,
-                    },
-                    maxlen=100_000, approximate=True,
-                )  # fmt: skip
-                if outcome == "dead" and dead_stream and not separate_dead:
-                    pipe.xadd(
-                        dead_stream,
-                        {
-                            "alert": alert.model_dump_json(exclude_none=True), "dead.stage": "notify",
-                            "dead.reason": error or "", "dead.deliveries": str(claimed.attempts),
-                            "dead.subscription": claimed.subscription, "dead.channel": claimed.channel,
-                            "dead.delivery": claimed.id, "dead.at": at,
-                        },
-                    )  # fmt: skip
-            await pipe.execute()
+            for o in outcomes:
+                if o.outcome == "dead" and o.dead_stream:
+                    for alert in o.claimed.alerts:
+                        fields = self._dead_fields(alert, o.claimed, o.error, at)
+                        await self.redis.xadd(o.dead_stream, fields)  # type: ignore[arg-type]
+        records = []
+        for o in outcomes:
+            record: dict[str, Any] = {
+                "id": o.claimed.id, "channel": o.claimed.channel, "sub": o.claimed.subscription,
+                "attempt": o.claimed.attempts, "outcome": o.outcome, "error": o.error or "",
+                "alerts": [[a.alert_id, a.rule_id, a.report_id] for a in o.claimed.alerts],
+            }  # fmt: skip
+            # Keys left out rather than null: cjson's null is a truthy value in Lua.
+            if o.outcome == "failed" and o.retry_at is not None:
+                record |= {"retry_at": o.retry_at, "retry_iso": iso(o.retry_at)}
+            if o.outcome == "dead" and o.dead_stream and not self.separate_ack:
+                record["dead_stream"] = o.dead_stream
+            records.append(record)
+        payload: dict[str, Any] = {
+            "prefix": self.ns,
+            "retention": self.retention,
+            "at": at,
+            "records": records,
+        }
+        if ms is not None:
+            payload["ms"] = ms
+        first = outcomes[0].claimed
+        await self._finish(
+            keys=[self.key("due", first.channel)], args=[json.dumps(payload, ensure_ascii=False)]
+        )
 
     @staticmethod
     def _dead_fields(alert: Alert, claimed: Claimed, error: str | None, at: str) -> dict[str, str]:

@@ -33,7 +33,7 @@ from services import metrics
 from services.logging import get_logger
 from services.notify import plan
 from services.notify.channels import Channel, load_channels
-from services.notify.outbox import Claimed, Outbox, Queued
+from services.notify.outbox import Claimed, Outbox, Outcome, Queued
 from services.notify.render import Renderer
 from services.notify.silences import SilenceStore
 from services.notify.subscriptions import Subscription, load_subscriptions, renderer_for
@@ -156,7 +156,9 @@ class NotifyStage:
                 for r in routes
             ]
             items.append((alert, queued))
-            self.log.info(
+            # Per alert at debug only: at thousands of alerts a second this line cost more than
+            # routing them. Each alert's route is in its history (``tradewatch alerts show``).
+            self.log.debug(
                 "alert routed",
                 alert_id=alert.alert_id,
                 rule_id=alert.rule_id,
@@ -165,54 +167,70 @@ class NotifyStage:
                 silenced=[q.subscription for q in queued if q.silence],
             )
         counts = await self.outbox.accept(items, [e.id for e, _ in decoded], c.stream, c.group, now)
-        self.log.info("batch accepted", entries=len(batch), **counts, ms=round((time.time() - now) * 1000, 3))
+        self.log.info(
+            "batch accepted",
+            entries=len(batch),
+            **counts,
+            alert_ids=[a.alert_id for _, a in decoded][:50],
+            ms=round((time.time() - now) * 1000, 3),
+        )
         for event in self._wake.values():
             event.set()
 
     # --- senders
 
+    def _coalesce(self) -> dict[str, int]:
+        """How many messages of each subscription one send may carry."""
+        default = self.ctx.settings.notify_coalesce
+        return {s.name: s.coalesce or default for s in self.subscriptions or []}
+
     async def _send_loop(self, channel: Channel) -> None:
         wake = self._wake[channel.id]
-        poll = self.ctx.settings.poll_interval
-        concurrency = self.ctx.settings.notify_send_concurrency
+        settings = self.ctx.settings
+        poll = settings.poll_interval
+        concurrency = settings.notify_send_concurrency
+        lease = settings.notify_send_timeout * 1.5 + 1
+        limits = self._coalesce()
         log = self.log.bind(channel=channel.id)
-        # A sliding window: up to ``concurrency`` messages of this channel in flight, and a free
-        # slot is filled as soon as one send is recorded (not when a whole group is done). Each
-        # message is claimed (leased) on its own and recorded right after its own send, so a
-        # crash repeats at most the messages in flight then: one with the default of 1.
-        flying: dict[str, asyncio.Task[None]] = {}
+        # A sliding window: up to ``concurrency`` sends of this channel in flight, and a free
+        # slot is filled as soon as one send is recorded (not when a whole group is done). A
+        # send carries one message, or, when several of one subscription are due at once (a
+        # backlog), up to its ``coalesce`` of them as one: a burst of reports becomes fewer,
+        # longer messages instead of a queue that grows faster than the channel takes it.
+        # Each send is leased when claimed and recorded right after it, so a crash repeats at
+        # most the sends in flight then.
+        flying: dict[asyncio.Task[None], list[str]] = {}
         try:
             while not self._stop.is_set():
                 try:
                     # Cleared before looking, not after: a wake-up set while we look is kept, so
                     # a message queued meanwhile is sent now rather than after a poll interval.
                     wake.clear()
-                    now = time.time()
                     free = concurrency - len(flying)
-                    due = []
+                    units = []
                     if free > 0:
-                        # In-flight messages are leased into the future, so they are not due;
-                        # the filter only covers a lease that ran out meanwhile.
-                        found = await self.outbox.due(channel.id, now, free + len(flying))
-                        due = [d for d in found if d not in flying][:free]
-                    if not due:
-                        if flying:  # full, or nothing else due: wait for a send or a wake-up
-                            waiter = asyncio.ensure_future(wake.wait())
-                            await asyncio.wait([waiter, *flying.values()], timeout=poll,
-                                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
-                            waiter.cancel()
-                            continue
-                        upcoming = await self.outbox.next_due(channel.id)
-                        wait = poll if upcoming is None else min(poll, max(0.005, upcoming - now))
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(wake.wait(), wait)
+                        in_hand = [d for ids in flying.values() for d in ids]
+                        units = await self.outbox.claim(
+                            channel.id, time.time(), lease, units=free, limits=limits, flying=in_hand
+                        )
+                    # Claimed messages are leased: they are sent even when a stop came meanwhile.
+                    for unit in units:
+                        task = asyncio.create_task(self._send(channel, unit))
+                        flying[task] = [m.id for m in unit]
+                        task.add_done_callback(functools.partial(self._landed, flying, wake=wake, log=log))
+                    if units:
                         continue
-                    if self._stop.is_set():
-                        break
-                    for d in due:
-                        task = asyncio.create_task(self._send_one(channel, d))
-                        flying[d] = task
-                        task.add_done_callback(functools.partial(self._landed, flying, d, wake=wake, log=log))
+                    if flying:  # full, or nothing else due: wait for a send or a wake-up
+                        waiter = asyncio.ensure_future(wake.wait())
+                        await asyncio.wait(
+                            [waiter, *flying], timeout=poll, return_when=asyncio.FIRST_COMPLETED
+                        )
+                        waiter.cancel()
+                        continue
+                    upcoming = await self.outbox.next_due(channel.id)
+                    wait = poll if upcoming is None else min(poll, max(0.005, upcoming - time.time()))
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), wait)
                 except Exception as error:  # Redis down for a while: keep trying, never die silently
                     log.error("sender failed", error=redact(f"{type(error).__name__}: {error}"))
                     with contextlib.suppress(TimeoutError):
@@ -221,72 +239,83 @@ class NotifyStage:
             # Stopping: the sends in flight finish and are recorded (each is bounded by the
             # send timeout), so a graceful stop repeats nothing.
             if flying:
-                await asyncio.gather(*flying.values(), return_exceptions=True)
+                await asyncio.gather(*flying, return_exceptions=True)
 
     @staticmethod
     def _landed(
-        flying: dict[str, asyncio.Task[None]],
-        delivery_id: str,
+        flying: dict[asyncio.Task[None], list[str]],
         task: asyncio.Task[None],
         wake: asyncio.Event,
         log: Any,
     ) -> None:
-        if flying.get(delivery_id) is task:
-            del flying[delivery_id]
+        flying.pop(task, None)
         wake.set()  # a slot is free: look for the next due message now
         if not task.cancelled() and (error := task.exception()) is not None:
             log.error("sender failed", error=redact(f"{type(error).__name__}: {error}"))
 
-    async def _send_one(self, channel: Channel, delivery_id: str) -> None:
+    async def _send(self, channel: Channel, messages: list[Claimed]) -> None:
+        """One send of claimed messages of one subscription, then its record, in one script."""
         settings = self.ctx.settings
-        timeout = settings.notify_send_timeout
-        claimed = await self.outbox.claim(channel.id, delivery_id, time.time(), timeout * 1.5 + 1)
-        if claimed is None:
-            return  # another replica took it, or it is not due any more
         started = time.perf_counter()
-        outcome, error = await self._attempt(channel, claimed)
-        retry_at: float | None = None
-        if outcome == "failed" and claimed.attempts >= settings.notify_max_attempts:
-            outcome = "dead"
-            error = f"{error} (gave up after {claimed.attempts} attempts)"
-        if outcome == "failed":
-            retry_at = time.time() + plan.backoff(
-                claimed.attempts, settings.notify_retry_base, settings.notify_retry_max
-            )
+        subscription = messages[0].subscription
+        renderer = self.renderers.get(subscription)
+        outcomes: list[Outcome] = []
+        present = [m for m in messages if m.alerts]
+        gone = "the alerts of this message are gone (past the history retention)"
+        outcomes += [
+            Outcome(m, "dead", gone, dead_stream=self.consumes.dead_stream) for m in messages if not m.alerts
+        ]
+        if renderer is None:
+            dropped = f"subscription {subscription!r} is no longer configured"
+            outcomes += [Outcome(m, "dead", dropped, dead_stream=self._dead_stream(m)) for m in present]
+        elif present:
+            alerts = list({a.alert_id: a for m in present for a in m.alerts}.values())
+            result, error = await self._attempt(channel, renderer, alerts)
+            for m in present:
+                outcome, detail, retry_at = result, error, None
+                if outcome == "failed" and m.attempts >= settings.notify_max_attempts:
+                    outcome, detail = "dead", f"{error} (gave up after {m.attempts} attempts)"
+                if outcome == "failed":
+                    retry_at = time.time() + plan.backoff(
+                        m.attempts, settings.notify_retry_base, settings.notify_retry_max
+                    )
+                outcomes.append(Outcome(m, outcome, detail, retry_at, self._dead_stream(m)))
         ms = round((time.perf_counter() - started) * 1000, 3)
-        await self.outbox.finish(
-            claimed, outcome, time.time(), error=error, retry_at=retry_at,
-            dead_stream=self.names.alerts_dead_stream(self.names.partition(claimed.alerts[0].report_id))
-            if claimed.alerts else self.consumes.dead_stream, ms=ms,
-        )  # fmt: skip
-        metrics.DELIVERIES.labels(channel.id, outcome).inc()
-        alerts = claimed.alerts
-        log = self.log.info if outcome == "sent" else self.log.warning
+        await self.outbox.finish(outcomes, time.time(), ms=ms)
+        for o in outcomes:
+            metrics.DELIVERIES.labels(channel.id, o.outcome).inc()
+        worst = max(outcomes, key=lambda r: ("sent", "failed", "dead").index(r.outcome))
+        alerts = [a for o in outcomes for a in o.claimed.alerts]
+        log = self.log.info if worst.outcome == "sent" else self.log.warning
         log(
-            {"sent": "delivered", "failed": "delivery failed", "dead": "delivery dead-lettered"}[outcome],
-            subscription=claimed.subscription,
+            {"sent": "delivered", "failed": "delivery failed", "dead": "delivery dead-lettered"}[
+                worst.outcome
+            ],
+            subscription=subscription,
             channel=channel.id,
-            delivery=claimed.id,
-            attempt=claimed.attempts,
+            deliveries=[o.claimed.id for o in outcomes],
+            attempts=sorted({o.claimed.attempts for o in outcomes}),
             alert_ids=[a.alert_id for a in alerts][:50],
             alerts=len(alerts),
             rule_ids=sorted({a.rule_id for a in alerts}),
             report_ids=sorted({a.report_id for a in alerts})[:50],
-            error=error,
-            retry_in=round(retry_at - time.time(), 3) if retry_at else None,
+            error=worst.error,
+            retry_in=round(worst.retry_at - time.time(), 3) if worst.retry_at else None,
             ms=ms,
         )
 
-    async def _attempt(self, channel: Channel, claimed: Claimed) -> tuple[str, str | None]:
+    def _dead_stream(self, message: Claimed) -> str:
+        if not message.alerts:
+            return self.consumes.dead_stream
+        return self.names.alerts_dead_stream(self.names.partition(message.alerts[0].report_id))
+
+    async def _attempt(
+        self, channel: Channel, renderer: Renderer, alerts: list[Alert]
+    ) -> tuple[str, str | None]:
         """Render and send once: ``(sent|failed|dead, error)``; dead means it can never work."""
         limit = self.ctx.settings.notify_send_timeout
-        renderer = self.renderers.get(claimed.subscription)
-        if renderer is None:
-            return "dead", f"subscription {claimed.subscription!r} is no longer configured"
-        if not claimed.alerts:
-            return "dead", "the alerts of this message are gone (past the history retention)"
         try:
-            message = renderer.render(claimed.alerts, channel.format)
+            message = renderer.render(alerts, channel.format)
         except Exception as exc:
             return "dead", redact(f"rendering failed: {type(exc).__name__}: {exc}")
         try:

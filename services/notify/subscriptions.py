@@ -46,6 +46,13 @@ class Subscription(BaseModel):
     realert: Duration | None = Field(
         default=None, ge=0, description="re-alert window for the same case; overrides the rule's"
     )
+    coalesce: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="messages due at once sent as one, at most this many (1: one message per send); "
+        "overrides TRADEWATCH_NOTIFY_COALESCE",
+    )
     templates: dict[TemplateName, str] = Field(
         default_factory=dict, description="template files (relative to this file) replacing the defaults"
     )

@@ -132,6 +132,42 @@ async def test_a_burst_of_200_alerts_is_one_grouped_message_and_one_digest_email
     assert "r-0199" in email
 
 
+async def test_a_backlog_is_coalesced_per_subscription_and_each_message_is_recorded(
+    settings: Settings, raw_redis: redis.Redis, httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    # 25 reports' messages due at once (a backlog) for two subscriptions: "chat" takes up to 10
+    # per send, "tickets" wants one report per request (coalesce: 1). Each message is still
+    # recorded on its own.
+    chat, tickets = Receiver(httpserver, "/chat"), Receiver(httpserver, "/tickets")
+    subs = (
+        "version: 1\nsubscriptions:\n"
+        "  - name: chat\n    channels: [chat]\n"
+        "  - name: tickets\n    channels: [tickets]\n    coalesce: 1\n    rules: [unscr2397-machinery]\n"
+    )
+    s = configure(settings, tmp_path, [(chat.url, "chat"), (tickets.url, "tickets")], subs, notify_coalesce=10)
+    alerts = [make_alert(n) for n in range(25)]
+    # A second rule on five of the reports: same group key, so the same message as the first.
+    alerts += [make_alert(n, rule_id="luxury-goods", alert_id=f"a-{n:04d}-lux") for n in range(5)]
+    publish(raw_redis, s, alerts)
+
+    await run_burst(s, lambda ctx: [NotifyStage(ctx)])
+
+    def sends(receiver: Receiver) -> list[list[str]]:
+        return [[a["alert_id"] for a in json.loads(m["message"])["alerts"]] for m in receiver.messages]
+
+    assert sorted(i for ids in sends(tickets) for i in ids) == sorted(f"a-{n:04d}" for n in range(25))
+    assert all(len(ids) == 1 for ids in sends(tickets))  # one report per request
+    assert sorted(i for ids in sends(chat) for i in ids) == sorted(a.alert_id for a in alerts)
+    assert 3 <= len(sends(chat)) < 25  # 25 messages in sends of at most 10
+    assert all(len({i.removesuffix("-lux") for i in ids}) <= 10 for ids in sends(chat))
+    # each message and each alert has its own record: 25 + 30 delivered alerts
+    assert raw_redis.xlen(s.streams.key("deliveries")) == 55
+    for a in alerts[:3] + alerts[-2:]:
+        events = [e["event"] for e in history(raw_redis, s, a.alert_id)]
+        assert events.count("sent") == (1 if a.alert_id.endswith("-lux") else 2)
+    assert raw_redis.xpending(s.streams.alerts, "notify")["pending"] == 0
+
+
 async def test_silenced_alerts_are_recorded_and_counted_not_sent(
     settings: Settings, raw_redis: redis.Redis, httpserver: HTTPServer, tmp_path: Path
 ) -> None:
@@ -233,22 +269,31 @@ async def test_a_slow_channel_does_not_hold_up_a_fast_one(
     assert slow_saw == [True], "the slow channel's send was not overtaken by the fast channel's"
 
 
-@pytest.mark.parametrize("concurrency", [1, 4])
+@pytest.mark.parametrize(("concurrency", "coalesce"), [(1, 1), (4, 1), (1, 3), (3, 2)])
 async def test_a_notifier_killed_mid_batch_resends_nothing_it_recorded(
-    settings: Settings, raw_redis: redis.Redis, httpserver: HTTPServer, tmp_path: Path, concurrency: int
+    settings: Settings,
+    raw_redis: redis.Redis,
+    httpserver: HTTPServer,
+    tmp_path: Path,
+    concurrency: int,
+    coalesce: int,
 ) -> None:
     # With several sends in flight per channel, each is recorded right after it completes: a
     # crash repeats at most the messages in flight then (sent, not yet recorded), never more.
+    # The 20 messages are due at once, so each send carries ``coalesce`` of them.
     arrived: list[str] = []
+    sends: list[list[str]] = []
     blocked = threading.Event()
     killed = threading.Event()
 
     def handler(request: Request) -> Response:
         ids = [a["alert_id"] for a in json.loads(json.loads(request.get_data())["message"])["alerts"]]
-        if len(arrived) == 5 and not killed.is_set():
+        assert len(ids) <= coalesce
+        if len(sends) == 5 and not killed.is_set():
             blocked.set()  # the sixth send is in flight: the worker is killed now
             killed.wait(60)
             return Response("too late", status=503)
+        sends.append(ids)
         arrived.extend(ids)
         return Response("ok")
 
@@ -259,6 +304,7 @@ async def test_a_notifier_killed_mid_batch_resends_nothing_it_recorded(
         [(f"json://127.0.0.1:{httpserver.port}/hook", "hook")],
         notify_send_timeout=3.0,
         notify_send_concurrency=concurrency,
+        notify_coalesce=coalesce,
     )
     alerts = [make_alert(n) for n in range(20)]
     publish(raw_redis, s, alerts)
@@ -269,6 +315,7 @@ async def test_a_notifier_killed_mid_batch_resends_nothing_it_recorded(
         "TRADEWATCH_CHANNELS_FILE": str(s.channels_file), "TRADEWATCH_SUBSCRIPTIONS_FILE": str(s.subscriptions_file),
         "TRADEWATCH_POLL_INTERVAL": "0.2", "TRADEWATCH_NOTIFY_GROUP_WAIT": "0s", "TRADEWATCH_NOTIFY_SEND_TIMEOUT": "3s",
         "TRADEWATCH_LOG_FORMAT": "json", "TRADEWATCH_NOTIFY_SEND_CONCURRENCY": str(concurrency),
+        "TRADEWATCH_NOTIFY_COALESCE": str(coalesce),
     }  # fmt: skip
     with (tmp_path / "worker.log").open("w") as log:
         command = [sys.executable, "-m", "services.cli", "worker", "notify"]
@@ -282,9 +329,16 @@ async def test_a_notifier_killed_mid_batch_resends_nothing_it_recorded(
         killed.set()
         if proc.poll() is None:
             proc.kill()
-    before_restart = list(arrived)
+    # Requests the killed worker had already written are still answered (and counted) after the
+    # kill: wait until the receiver has been quiet for a moment before taking the count.
+    seen = -1
+    while seen != len(sends):
+        seen = len(sends)
+        await asyncio.sleep(0.5)
+    before_restart = list(sends)
     # With several sends in flight, the others may land between the sixth blocking and the kill.
     assert len(before_restart) == 5 if concurrency == 1 else 5 <= len(before_restart) <= 4 + concurrency
+    assert sum(len(ids) for ids in before_restart) >= 5 * coalesce
     assert raw_redis.xpending(s.streams.alerts, "notify")["pending"] == 0  # all 20 were queued and acked
 
     await run_burst(s, lambda ctx: [NotifyStage(ctx)])
@@ -294,10 +348,12 @@ async def test_a_notifier_killed_mid_batch_resends_nothing_it_recorded(
     if concurrency == 1:
         assert not repeated  # nothing twice: the sixth send never reached the channel
     else:
-        assert len(arrived) - len(set(arrived)) <= concurrency - 1  # at most the others in flight
+        # at most the messages of the other sends in flight
+        assert len(arrived) - len(set(arrived)) <= (concurrency - 1) * coalesce
         assert all(arrived.count(i) == 2 for i in repeated)
-        assert all(i in before_restart for i in repeated)  # only what was sent before the kill
-    assert arrived[: len(before_restart)] == before_restart
+        sent_before = [i for ids in before_restart for i in ids]
+        assert all(i in sent_before for i in repeated)  # only what was sent before the kill
+    assert sends[: len(before_restart)] == before_restart
 
 
 @pytest.fixture
