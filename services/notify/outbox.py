@@ -158,6 +158,23 @@ for _, r in ipairs(p.records) do
   local due = P .. 'due:' .. r.channel
   local state = r.outcome
   if state == 'failed' then state = 'retry' end
+  if r.outcome == 'silenced' then
+    -- A silence holds these alerts of the message: out of it (a retry will not carry them),
+    -- counted for the silence; the rest of the message is recorded by its send's own record.
+    for _, a in ipairs(r.alerts) do
+      redis.call('LREM', d .. ':alerts', 0, a[1])
+      redis.call('HINCRBY', P .. 'silenced', r.error, 1)
+      local h = P .. 'history:' .. a[1]
+      redis.call('RPUSH', h, cjson.encode({at = p.at, event = 'silenced', subscription = r.sub,
+        channel = r.channel, delivery = r.id, detail = r.error}))
+      redis.call('EXPIRE', h, p.retention)
+    end
+    if redis.call('LLEN', d .. ':alerts') == 0 then
+      redis.call('HSET', d, 'state', 'silenced', 'updated', p.at)
+      redis.call('ZREM', due, r.id)
+      redis.call('EXPIRE', d, p.retention)
+    end
+  else
   redis.call('HSET', d, 'state', state, 'updated', p.at, 'last_error', r.error)
   if r.outcome == 'sent' then redis.call('HSET', d, 'sent_at', p.at) end
   if r.retry_at then
@@ -187,6 +204,7 @@ for _, r in ipairs(p.records) do
         'dead.stage', 'notify', 'dead.reason', r.error, 'dead.deliveries', string.format('%d', r.attempt),
         'dead.subscription', r.sub, 'dead.channel', r.channel, 'dead.delivery', r.id, 'dead.at', p.at)
     end
+  end
   end
 end
 return #p.records
@@ -221,7 +239,7 @@ class Outcome:
     """What one send did for one of the messages in it."""
 
     claimed: Claimed
-    outcome: str  # sent | failed | dead
+    outcome: str  # sent | failed | dead | silenced (then ``error`` is the silence's id)
     error: str | None = None
     retry_at: float | None = None
     dead_stream: str | None = None

@@ -25,6 +25,7 @@ import functools
 import hashlib
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from schemas.alert import Alert
@@ -35,7 +36,7 @@ from services.notify import plan
 from services.notify.channels import Channel, load_channels
 from services.notify.outbox import Claimed, Outbox, Outcome, Queued
 from services.notify.render import Renderer
-from services.notify.silences import SilenceStore
+from services.notify.silences import SilenceStore, first_match
 from services.notify.subscriptions import Subscription, load_subscriptions, renderer_for
 from services.redact import redact
 from services.runtime import Consumes, Context
@@ -265,6 +266,25 @@ class NotifyStage:
         outcomes += [
             Outcome(m, "dead", gone, dead_stream=self.consumes.dead_stream) for m in messages if not m.alerts
         ]
+        # Silences are checked again now: one added while a message waited (a group wait, a
+        # digest, a retry) holds what it matches, as it would have at intake.
+        silences = await self.silences.active(time.time())
+        if silences and present:
+            kept = []
+            for m in present:
+                held = {
+                    a.alert_id: hit
+                    for a in m.alerts
+                    if (hit := first_match(silences, a, subscription, time.time()))
+                }
+                outcomes += [
+                    Outcome(replace(m, alerts=[a]), "silenced", held[a.alert_id].id)
+                    for a in m.alerts
+                    if a.alert_id in held
+                ]
+                if len(held) < len(m.alerts):
+                    kept.append(replace(m, alerts=[a for a in m.alerts if a.alert_id not in held]))
+            present = kept
         if renderer is None:
             dropped = f"subscription {subscription!r} is no longer configured"
             outcomes += [Outcome(m, "dead", dropped, dead_stream=self._dead_stream(m)) for m in present]
@@ -284,13 +304,18 @@ class NotifyStage:
         await self.outbox.finish(outcomes, time.time(), ms=ms)
         for o in outcomes:
             metrics.DELIVERIES.labels(channel.id, o.outcome).inc()
-        worst = max(outcomes, key=lambda r: ("sent", "failed", "dead").index(r.outcome))
+        if not outcomes:
+            return
+        worst = max(outcomes, key=lambda r: ("silenced", "sent", "failed", "dead").index(r.outcome))
         alerts = [a for o in outcomes for a in o.claimed.alerts]
-        log = self.log.info if worst.outcome == "sent" else self.log.warning
+        log = self.log.info if worst.outcome in ("sent", "silenced") else self.log.warning
         log(
-            {"sent": "delivered", "failed": "delivery failed", "dead": "delivery dead-lettered"}[
-                worst.outcome
-            ],
+            {
+                "sent": "delivered",
+                "silenced": "silenced before sending",
+                "failed": "delivery failed",
+                "dead": "delivery dead-lettered",
+            }[worst.outcome],
             subscription=subscription,
             channel=channel.id,
             deliveries=[o.claimed.id for o in outcomes],

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +26,7 @@ from werkzeug import Request, Response
 from schemas.alert import Alert, MatchedItem, Severity
 from services.cli import app as cli
 from services.logging import configure as configure_logging
+from services.notify.silences import Silence
 from services.notify.stage import NotifyStage
 from services.settings import Settings
 from tests.conftest import ROOT
@@ -144,7 +146,9 @@ async def test_a_backlog_is_coalesced_per_subscription_and_each_message_is_recor
         "  - name: chat\n    channels: [chat]\n"
         "  - name: tickets\n    channels: [tickets]\n    coalesce: 1\n    rules: [unscr2397-machinery]\n"
     )
-    s = configure(settings, tmp_path, [(chat.url, "chat"), (tickets.url, "tickets")], subs, notify_coalesce=10)
+    s = configure(
+        settings, tmp_path, [(chat.url, "chat"), (tickets.url, "tickets")], subs, notify_coalesce=10
+    )
     alerts = [make_alert(n) for n in range(25)]
     # A second rule on five of the reports: same group key, so the same message as the first.
     alerts += [make_alert(n, rule_id="luxury-goods", alert_id=f"a-{n:04d}-lux") for n in range(5)]
@@ -166,6 +170,42 @@ async def test_a_backlog_is_coalesced_per_subscription_and_each_message_is_recor
         events = [e["event"] for e in history(raw_redis, s, a.alert_id)]
         assert events.count("sent") == (1 if a.alert_id.endswith("-lux") else 2)
     assert raw_redis.xpending(s.streams.alerts, "notify")["pending"] == 0
+
+
+async def test_a_silence_added_while_a_message_waits_holds_it_at_send_time(
+    settings: Settings, raw_redis: redis.Redis, httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    # The first send fails; while the message waits for its retry, someone silences the rule.
+    # The retry finds the silence: the held alert is not sent, and the other alert of the same
+    # message (another rule) still is.
+    requests: list[list[str]] = []
+
+    def handler(request: Request) -> Response:
+        ids = [a["alert_id"] for a in json.loads(json.loads(request.get_data())["message"])["alerts"]]
+        requests.append(ids)
+        if len(requests) == 1:
+            silence = Silence(
+                id="s-test", matchers={"rule_id": "luxury-goods"}, created_by="kim", reason="known",
+                created_at=time.time(), expires_at=time.time() + 3600,
+            )  # fmt: skip
+            raw_redis.hset(s.streams.key("notify", "silences"), silence.id, silence.model_dump_json())
+            return Response("unavailable", status=503)
+        return Response("ok")
+
+    httpserver.expect_request("/hook", method="POST").respond_with_handler(handler)
+    s = configure(settings, tmp_path, [(f"json://127.0.0.1:{httpserver.port}/hook", "hook")])
+    alerts = [make_alert(1), make_alert(1, rule_id="luxury-goods", alert_id="a-0001-lux")]
+    publish(raw_redis, s, alerts)
+
+    await run_burst(s, lambda ctx: [NotifyStage(ctx)])
+
+    assert sorted(requests[0]) == ["a-0001", "a-0001-lux"]  # one message, both alerts
+    assert requests[1:] == [["a-0001"]]  # the retry: the silenced alert left out
+    lux = history(raw_redis, s, "a-0001-lux")
+    assert [e["event"] for e in lux] == ["queued", "failed", "silenced"]
+    assert lux[-1]["detail"] == "s-test"
+    assert [e["event"] for e in history(raw_redis, s, "a-0001")] == ["queued", "failed", "sent"]
+    assert raw_redis.hget(s.streams.key("notify", "silenced"), "s-test") == b"1"
 
 
 async def test_silenced_alerts_are_recorded_and_counted_not_sent(
