@@ -80,6 +80,7 @@ class NotifyStage:
         self._stop = asyncio.Event()
         self._wake: dict[str, asyncio.Event] = {}
         self._senders: list[asyncio.Task[None]] = []
+        self._next_purge = 0.0
 
     async def start(self) -> None:
         settings = self.ctx.settings
@@ -139,6 +140,11 @@ class NotifyStage:
             return
 
         now = time.time()
+        if time.monotonic() >= self._next_purge:
+            # Ended silences are kept as long as the alerts they held (``silence list --all``
+            # shows them with their counts), then forgotten: the hash does not grow forever.
+            self._next_purge = time.monotonic() + 3600
+            await self.silences.purge(now, keep=settings.notify_history_retention)
         silences = await self.silences.active(now)
         tags = [(ch.id, ch.tags) for ch in self.channels if ch.id in self._wake]
         items: list[tuple[Alert, list[Queued]]] = []

@@ -208,6 +208,29 @@ async def test_a_silence_added_while_a_message_waits_holds_it_at_send_time(
     assert raw_redis.hget(s.streams.key("notify", "silenced"), "s-test") == b"1"
 
 
+async def test_silences_that_ended_before_the_history_retention_are_forgotten(
+    settings: Settings, raw_redis: redis.Redis, httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    receiver = Receiver(httpserver)
+    s = configure(settings, tmp_path, [(receiver.url, "hook")], notify_history_retention=86_400.0)
+    now = time.time()
+    key = s.streams.key("notify", "silences")
+    for sid, ended in (("s-old", now - 2 * 86_400), ("s-recent", now - 3600), ("s-live", now + 3600)):
+        silence = Silence(
+            id=sid, matchers={"rule_id": "none"}, created_by="kim", reason="test",
+            created_at=ended - 60, expires_at=ended,
+        )  # fmt: skip
+        raw_redis.hset(key, sid, silence.model_dump_json())
+    raw_redis.hset(s.streams.key("notify", "silenced"), "s-old", 3)
+    publish(raw_redis, s, [make_alert(1)])
+
+    await run_burst(s, lambda ctx: [NotifyStage(ctx)])
+
+    assert sorted(raw_redis.hkeys(key)) == [b"s-live", b"s-recent"]
+    assert raw_redis.hget(s.streams.key("notify", "silenced"), "s-old") is None
+    assert receiver.alert_ids() == ["a-0001"]
+
+
 async def test_silenced_alerts_are_recorded_and_counted_not_sent(
     settings: Settings, raw_redis: redis.Redis, httpserver: HTTPServer, tmp_path: Path
 ) -> None:
