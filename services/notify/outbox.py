@@ -4,6 +4,7 @@ Keys, under ``<ns>:notify:``::
 
     alert:<alert id>                 the alert as JSON (kept for the history retention)
     accepted:<alert id>:<sub>        this subscription has taken the alert (a repeat is dropped)
+    gave-up:<alert id>:<sub>         channels that dead-lettered it: a replay queues it for these
     dedup:<sub>:<dedup key>          the alert id that opened the re-alert window (expires with it)
     open:<sub>:<channel>:<bucket>    the message still collecting alerts for this bucket
     delivery:<id>                    one message for one channel: subscription, channel, state,
@@ -66,7 +67,19 @@ for _, it in ipairs(p.items) do
   end
   for _, s in ipairs(it.subs) do
     local acc = P .. 'accepted:' .. aid .. ':' .. s.name
-    if not redis.call('SET', acc, p.now_iso, 'NX', 'EX', p.dedup_retention) then
+    local channels = s.channels
+    local fresh_sub = redis.call('SET', acc, p.now_iso, 'NX', 'EX', p.dedup_retention)
+    if not fresh_sub then
+      -- Taken before: a repeat, unless a channel gave up on it (dead-lettered, now replayed):
+      -- then it is queued again for those channels only, never for one that had it.
+      local gave_up = P .. 'gave-up:' .. aid .. ':' .. s.name
+      local again = {}
+      for _, c in ipairs(s.channels) do
+        if redis.call('SREM', gave_up, c.ch) == 1 then table.insert(again, c) end
+      end
+      channels = again
+    end
+    if #channels == 0 then
       counts.repeated = counts.repeated + 1
     elseif s.silence ~= '' then
       redis.call('HINCRBY', P .. 'silenced', s.silence, 1)
@@ -75,13 +88,13 @@ for _, it in ipairs(p.items) do
     else
       local dk = P .. 'dedup:' .. s.name .. ':' .. s.dedup_key
       local prev = false
-      if s.window > 0 then prev = redis.call('GET', dk) end
+      if s.window > 0 and fresh_sub then prev = redis.call('GET', dk) end
       if prev and prev ~= aid then
         hist(aid, {event = 'deduplicated', subscription = s.name, detail = 'same case as ' .. prev})
         counts.deduplicated = counts.deduplicated + 1
       else
         if s.window > 0 then redis.call('SET', dk, aid, 'EX', s.window) end
-        for _, c in ipairs(s.channels) do
+        for _, c in ipairs(channels) do
           local ok = P .. 'open:' .. s.name .. ':' .. c.ch .. ':' .. s.bucket
           local did = redis.call('GET', ok)
           if not did then
@@ -199,6 +212,12 @@ for _, r in ipairs(p.records) do
       'alert_id', a[1], 'rule_id', a[2], 'report_id', a[3], 'subscription', r.sub,
       'channel', r.channel, 'delivery', r.id, 'attempt', string.format('%d', r.attempt),
       'outcome', r.outcome, 'error', r.error, 'at', p.at)
+    if r.outcome == 'dead' then
+      -- Remembered so that a replay of this dead letter queues it again for this channel.
+      local g = P .. 'gave-up:' .. a[1] .. ':' .. r.sub
+      redis.call('SADD', g, r.channel)
+      redis.call('EXPIRE', g, p.retention)
+    end
     if r.dead_stream then
       redis.call('XADD', r.dead_stream, '*', 'alert', redis.call('GET', P .. 'alert:' .. a[1]) or '',
         'dead.stage', 'notify', 'dead.reason', r.error, 'dead.deliveries', string.format('%d', r.attempt),

@@ -4,7 +4,8 @@ Each stage's dead-letter stream holds the original entry fields as they were, pl
 fields (reason, deliveries, stage, the input stream and entry id, when). Replaying an entry puts
 the original fields back on the stage's input stream and removes it from the dead-letter
 stream in one transaction, so a crash cannot leave it in both or neither. A replayed report
-yields the same alert ids and a replayed alert is not sent again to a channel that had it.
+yields the same alert ids. A replayed alert is sent again to the channels that gave up on it,
+and not to a channel that had it.
 """
 
 from __future__ import annotations
