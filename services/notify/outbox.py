@@ -213,9 +213,20 @@ for _, r in ipairs(p.records) do
       'channel', r.channel, 'delivery', r.id, 'attempt', string.format('%d', r.attempt),
       'outcome', r.outcome, 'error', r.error, 'at', p.at)
     if r.outcome == 'dead' then
-      -- Remembered so that a replay of this dead letter queues it again for this channel.
+      -- Remembered so that a replay of this dead letter queues it again for this channel, or,
+      -- when this channel is gone, for the subscription's channels now that never had it.
       local g = P .. 'gave-up:' .. a[1] .. ':' .. r.sub
       redis.call('SADD', g, r.channel)
+      if r.instead then
+        local had = {}
+        for _, e in ipairs(redis.call('LRANGE', P .. 'history:' .. a[1], 0, -1)) do
+          local ok, ev = pcall(cjson.decode, e)
+          if ok and ev.channel and ev.subscription == r.sub then had[ev.channel] = true end
+        end
+        for _, c in ipairs(r.instead) do
+          if not had[c] then redis.call('SADD', g, c) end
+        end
+      end
       redis.call('EXPIRE', g, p.retention)
     end
     if r.dead_stream then
@@ -262,6 +273,7 @@ class Outcome:
     error: str | None = None
     retry_at: float | None = None
     dead_stream: str | None = None
+    instead: list[str] | None = None  # dead because the channel is gone: who may take it on replay
 
 
 def iso(ts: float) -> str:
@@ -329,6 +341,13 @@ class Outbox:
     async def next_due(self, channel: str) -> float | None:
         first = await self.redis.zrange(self.key("due", channel), 0, 0, withscores=True)
         return float(first[0][1]) if first else None
+
+    async def queued_channels(self) -> dict[str, int]:
+        """Every channel with messages in its schedule, and how many."""
+        prefix = self.key("due", "")
+        keys = [text(k) async for k in self.redis.scan_iter(match=prefix + "*", count=1000)]
+        sizes = [int(await self.redis.zcard(k)) for k in keys]
+        return {k.removeprefix(prefix): n for k, n in zip(keys, sizes, strict=True) if n}
 
     async def outstanding(self, channels: list[str]) -> int:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -398,6 +417,8 @@ class Outbox:
                 record |= {"retry_at": o.retry_at, "retry_iso": iso(o.retry_at)}
             if o.outcome == "dead" and o.dead_stream and not self.separate_ack:
                 record["dead_stream"] = o.dead_stream
+            if o.outcome == "dead" and o.instead:
+                record["instead"] = o.instead
             records.append(record)
         payload: dict[str, Any] = {
             "prefix": self.ns,

@@ -96,9 +96,38 @@ class NotifyStage:
             subscriptions=[s.name for s in self.subscriptions],
         )
         used = {c.id: c for c in self.channels if any(c.tags & set(s.channels) for s in self.subscriptions)}
+        await self._give_up_unknown_channels(used)
         for channel in used.values():
             self._wake[channel.id] = asyncio.Event()
             self._senders.append(asyncio.create_task(self._send_loop(channel), name=f"notify-{channel.id}"))
+
+    async def _give_up_unknown_channels(self, known: dict[str, Channel]) -> None:
+        """Messages queued for a channel no longer in use (removed from the channels file, or its
+        URL changed, which changes its id) would wait forever: dead-letter them with the reason,
+        so that ``dlq replay notify`` sends them through the channels configured now."""
+        for channel, count in (await self.outbox.queued_channels()).items():
+            if channel in known:
+                continue
+            reason = f"channel {channel} is no longer configured (removed, or its URL changed)"
+            self.log.warning("messages for an unknown channel", channel=channel, messages=count)
+            while units := await self.outbox.claim(channel, 1e18, 60, units=100, limits={}, flying=[]):
+                outcomes = [
+                    Outcome(
+                        m,
+                        "dead",
+                        reason,
+                        dead_stream=self._dead_stream(m),
+                        instead=self._channels_of(m.subscription, known),
+                    )
+                    for u in units
+                    for m in u
+                ]
+                await self.outbox.finish(outcomes, time.time())
+                metrics.DELIVERIES.labels(channel, "dead").inc(len(outcomes))
+
+    def _channels_of(self, subscription: str, known: dict[str, Channel]) -> list[str]:
+        wanted = next((set(s.channels) for s in self.subscriptions or [] if s.name == subscription), set())
+        return [cid for cid, c in known.items() if c.tags & wanted]
 
     async def stop(self) -> None:
         """Let each sender finish the message in hand and record it, then stop."""

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import redis
@@ -12,6 +16,7 @@ from schemas.streams import StreamNames
 from services.notify.stage import NotifyStage
 from services.ops import dlq
 from services.settings import Settings
+from tests.conftest import ROOT
 from tests.pipeline import Receiver, run_burst
 from tests.services.test_notify_delivery import configure, history, make_alert, publish
 
@@ -68,3 +73,58 @@ async def test_a_replay_goes_only_to_the_channel_that_gave_up(
 
     assert bad.alert_ids() == ["a-0001"]
     assert good.alert_ids() == ["a-0001"]  # not twice
+
+
+async def test_messages_for_a_channel_no_longer_configured_are_dead_lettered_then_replayable(
+    settings: Settings, raw_redis: redis.Redis, httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    # A message waits out its group wait for channel "old" when the worker stops; then the
+    # channel's URL changes (a rotated token, say: a new channel id). The next worker gives the
+    # waiting message up with the reason instead of leaving it queued forever, and a replay
+    # sends it through the channel configured now.
+    old, new = Receiver(httpserver, "/old"), Receiver(httpserver, "/new")
+    waiting = "version: 1\nsubscriptions:\n  - name: team\n    channels: [hook]\n    group_wait: 1h\n"
+    s = configure(settings, tmp_path, [(old.url, "hook")], waiting)
+    publish(raw_redis, s, [make_alert(1)])
+    env = {
+        **os.environ,
+        "TRADEWATCH_REDIS_URL": s.redis_url.get_secret_value() if s.redis_url else "",
+        "TRADEWATCH_NAMESPACE": s.namespace, "TRADEWATCH_DATA_DIR": str(tmp_path / "data"),
+        "TRADEWATCH_CHANNELS_FILE": str(s.channels_file), "TRADEWATCH_SUBSCRIPTIONS_FILE": str(s.subscriptions_file),
+    }  # fmt: skip
+    proc = subprocess.Popen(  # noqa: ASYNC220
+        [sys.executable, "-m", "services.cli", "worker", "notify"],
+        env=env,
+        cwd=ROOT,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(600):  # queued and acked: the group has read it and nothing is pending
+            groups = raw_redis.xinfo_groups(s.streams.alerts) if raw_redis.exists(s.streams.alerts) else []
+            if groups and groups[0]["entries-read"] == 1 and groups[0]["pending"] == 0:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the worker never accepted the alert")
+    finally:
+        proc.terminate()
+        proc.wait(60)
+    assert old.messages == []
+
+    s = configure(
+        settings, tmp_path, [(new.url, "hook")], waiting.replace("group_wait: 1h", "group_wait: 0s")
+    )
+    await run_burst(s, lambda ctx: [NotifyStage(ctx)])
+    (dead,) = raw_redis.xrange(s.streams.alerts_dead)
+    assert b"is no longer configured" in dead[1][b"dead.reason"]
+    assert raw_redis.xlen(s.streams.alerts_dead) == 1
+
+    client = aredis.Redis.from_url(s.redis_url.get_secret_value() if s.redis_url else "")
+    try:
+        assert len(await dlq.replay(client, s.streams, dlq.DeadStage.notify, None)) == 1
+    finally:
+        await client.aclose()
+    await run_burst(s, lambda ctx: [NotifyStage(ctx)])
+
+    assert new.alert_ids() == ["a-0001"]
+    assert old.messages == []
