@@ -118,9 +118,16 @@ def floor_latency(url: str, samples: int = 2000, rate: float = 500) -> dict[str,
     return percentiles(got)
 
 
-def run(rate: float = 500, seconds: float = 30, settle: float = 30, concurrency: int = 1) -> dict[str, Any]:
+def run(
+    rate: float = 500,
+    seconds: float = 30,
+    settle: float = 30,
+    concurrency: int = 1,
+    coalesce: int | None = None,
+) -> dict[str, Any]:
     """``concurrency``: TRADEWATCH_NOTIFY_SEND_CONCURRENCY of the notify worker (1, the default,
-    is the safe one: a crash repeats at most one message per channel)."""
+    is the safe one: a crash repeats at most one send per channel). ``coalesce``:
+    TRADEWATCH_NOTIFY_COALESCE (None: the default; 1: every message its own request)."""
     with common.fresh_server() as url, tempfile.TemporaryDirectory(prefix="twbench-lat-") as tmp_:
         tmp = Path(tmp_)
         receiver = Receiver()
@@ -135,6 +142,7 @@ def run(rate: float = 500, seconds: float = 30, settle: float = 30, concurrency:
             url, namespace, tmp / "data", TRADEWATCH_CHANNELS_FILE=str(channels),
             TRADEWATCH_SUBSCRIPTIONS_FILE=str(subs), TRADEWATCH_RULES_FILES=str(common.ROOT / "config/rules.yaml"),
             TRADEWATCH_NOTIFY_SEND_CONCURRENCY=str(concurrency),
+            **({"TRADEWATCH_NOTIFY_COALESCE": str(coalesce)} if coalesce else {}),
         )  # fmt: skip
         procs = {
             stage: common.spawn(common.tradewatch("worker", stage), env, tmp / f"{stage}.log")
@@ -191,6 +199,7 @@ def run(rate: float = 500, seconds: float = 30, settle: float = 30, concurrency:
         result = {
             "rate": rate,
             "concurrency": concurrency,
+            "coalesce": coalesce,
             "achieved_rate": round(achieved, 1),
             "seconds": seconds,
             "published": len(published),

@@ -6,7 +6,6 @@ runs stages and wires the rest in.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Sequence
 from enum import StrEnum
@@ -69,9 +68,7 @@ def _run(names: Sequence[StageName], burst: bool, feed: Sequence[Path] = ()) -> 
     except ServerUnavailable as error:
         fail(str(error))
     try:
-        stages = _stages(names, ctx, feed)
-        faststream_app = runtime.build(settings, stages, ctx, burst=burst)
-        asyncio.run(faststream_app.run())
+        runtime.run(settings, lambda c: _stages(names, c, feed), ctx, burst=burst)
     except ConfigError as error:
         fail(f"refusing to start, the configuration has errors:\n{error}")
     finally:

@@ -368,6 +368,8 @@ class Runtime:
     _heartbeat_task: asyncio.Task[None] | None = None
     metrics_server: metrics.MetricsServer | None = None
     _ready: bool = False
+    started: bool = False
+    """Set once the app has started: a failure after it is not a failure to start."""
 
     async def readiness(self) -> tuple[bool, str]:
         if not self._ready:
@@ -412,6 +414,7 @@ class Runtime:
         if self.heartbeat is not None:
             self._heartbeat_task = asyncio.create_task(self.heartbeat.run(self._stop), name="heartbeat")
         self._ready = True
+        self.started = True
 
     async def on_shutdown(self) -> None:
         # FastStream calls this before it stops the broker: stop reading here, at once, and
@@ -504,8 +507,44 @@ def _keep_app_running_on_nogroup(subscriber: Any) -> None:
     subscriber._stop_on_terminal_error = stop_only
 
 
+def run(
+    settings: Settings,
+    make_stages: Callable[[Context], Sequence[Stage]],
+    ctx: Context,
+    *,
+    burst: bool = False,
+) -> None:
+    """Build the app and run it until it stops. A server that cannot be reached while the app
+    starts (not up yet, or restarting at that moment) is tried again with a fresh app and client
+    for up to ``startup_wait``: nothing was read yet, so starting over is safe. Once running, the
+    broker's own retries and the supervisor deal with a lost server."""
+    deadline = time.monotonic() + settings.startup_wait
+    log = get_logger(component="runtime")
+    while True:
+        runtime, app = _assemble(settings, make_stages(ctx), ctx, burst=burst)
+        try:
+            asyncio.run(app.run())
+            return
+        except (RedisConnectionError, RedisTimeoutError, ConnectionError) as error:
+            if runtime.started or time.monotonic() >= deadline:
+                raise
+            log.warning(
+                "server unreachable while starting, trying again",
+                error=redact(f"{type(error).__name__}: {error}"),
+            )
+            time.sleep(1)
+            # The old client's connections belong to the event loop that just ended.
+            ctx = Context(settings, ctx.endpoint, server.client(ctx.endpoint))
+
+
 def build(settings: Settings, stages: Sequence[Stage], ctx: Context, *, burst: bool = False) -> FastStream:
     """A FastStream app running these stages, supervised."""
+    return _assemble(settings, stages, ctx, burst=burst)[1]
+
+
+def _assemble(
+    settings: Settings, stages: Sequence[Stage], ctx: Context, *, burst: bool = False
+) -> tuple[Runtime, FastStream]:
     broker_class = RedisClusterBroker if ctx.endpoint.cluster else RedisBroker
     broker = broker_class(
         ctx.endpoint.url_with_password(),
@@ -530,7 +569,7 @@ def build(settings: Settings, stages: Sequence[Stage], ctx: Context, *, burst: b
         after_shutdown=[runtime.after_shutdown],
     )
     runtime.app = app
-    return app
+    return runtime, app
 
 
 def context(settings: Settings) -> Context:

@@ -187,6 +187,11 @@ class Settings(BaseSettings):
     )
 
     # --- operations
+    startup_wait: Duration = Field(
+        default=60.0,
+        ge=0,
+        description="a server unreachable while a worker starts (not up yet, restarting) is retried this long",
+    )
     shutdown_grace: Duration = Field(
         default=30.0, gt=0, description="on SIGTERM/SIGINT, how long the work in hand may take to be acked"
     )

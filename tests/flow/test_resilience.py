@@ -219,6 +219,29 @@ def test_a_group_lost_in_a_restart_without_persistence_is_recreated_by_the_runni
     assert code == 0, worker.log.read_text()[-3000:]
 
 
+def test_a_worker_started_before_its_server_waits_for_it_then_serves(tmp_path: Path) -> None:
+    # As in compose without start ordering: the worker comes up first, the server seconds later.
+    srv = LocalServer(tmp_path / "server", appendonly=False, port=free_port())
+    names = Settings(namespace="late").streams
+    worker = Worker("rules", worker_env(srv.url, "late", tmp_path), tmp_path / "rules.log")
+    try:
+        assert wait_for(lambda: worker.logged("server unreachable while starting, trying again"), 60), (
+            worker.log.read_text()[-3000:]
+        )
+        srv.start()
+        client = redis.Redis.from_url(srv.url)
+        client.xadd(names.reports, {"report": report(1)})
+        assert wait_for(lambda: "resilience-1" in alerted_reports(client, names.alerts), 90), (
+            worker.log.read_text()[-3000:]
+        )
+        assert worker.proc.poll() is None
+    finally:
+        code = worker.stop()
+        worker.kill()
+        srv.stop()
+    assert code == 0, worker.log.read_text()[-3000:]
+
+
 def test_a_channel_token_never_appears_in_logs_or_errors(
     settings: Settings, raw_redis: redis.Redis, tmp_path: Path
 ) -> None:
