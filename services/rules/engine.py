@@ -75,9 +75,17 @@ class Outcome:
             self.items = {index: list(ev) for index, ev in other.items.items()}
             self.evidence = list(other.evidence)
             return self
+        items = self.items
         for index, ev in other.items.items():
-            self.items.setdefault(index, []).extend(e for e in ev if e not in self.items[index])
-        self.evidence.extend(e for e in other.evidence if e not in self.evidence)
+            mine = items.get(index)
+            if mine is None:  # new to this outcome: its evidence once each, in order
+                items[index] = list(dict.fromkeys(ev))
+            else:
+                mine.extend(e for e in ev if e not in mine)
+        if self.evidence:
+            self.evidence.extend(e for e in other.evidence if e not in self.evidence)
+        else:
+            self.evidence = list(dict.fromkeys(other.evidence))
         return self
 
 
@@ -347,11 +355,16 @@ def _any_item(tests: Sequence[ItemTest], facts: ItemFacts) -> list[str] | None:
 
 
 def _all_report(tests: Sequence[ReportTest], facts: ReportFacts) -> Outcome | None:
-    out = Outcome()
+    held = []
     for test in tests:
         found = test(facts)
         if found is None:
             return None
+        held.append(found)
+    # Every test returns an outcome of its own, never kept elsewhere: the first one is taken
+    # as it is (what merging it into an empty one copies), the others merged into it.
+    out = held[0] if held else Outcome()
+    for found in held[1:]:
         out.merge(found)
     return out
 

@@ -20,7 +20,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 import ahocorasick
 
@@ -261,8 +261,9 @@ def english_variants(term: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-@dataclass(frozen=True, slots=True)
-class Hit(Generic[T]):
+class Hit(NamedTuple, Generic[T]):
+    """A term found in text (a named tuple: matching makes many, and they must be cheap)."""
+
     start: int
     end: int
     term: str
