@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,6 +136,9 @@ class Catalog:
 
     def __post_init__(self) -> None:
         self.items = {item.id: item for item in self.file.items}
+        # Looked up for every good a description names: computed once per catalog.
+        self._own_categories = {i: frozenset(self.item_categories(i)) for i in self.items}
+        self._everyday = {i: self.is_everyday(i) for i in self.items}
         refs: list[tuple[str, TermRef]] = []
         for item in self.file.items:
             refs += _expand("item", item.id, item)
@@ -202,20 +206,19 @@ class Catalog:
         bounds = [0, *(m.start() for m in _LIST_SEPARATOR.finditer(description)), len(description) + 1]
         parts: dict[int, list[tuple[tuple[bool, bool], Hit[TermRef]]]] = {}
         for hit in hits:
-            part = next(i for i in range(len(bounds) - 1) if bounds[i] <= hit.start < bounds[i + 1])
+            part = bisect_right(bounds, hit.start) - 1  # the part whose span holds the hit's start
             before = description[bounds[part] : hit.start]
             in_parens = before.count("(") + before.count("（") > before.count(")") + before.count("）")
             qualifier = _QUALIFIER.search(before) is not None
             parts.setdefault(part, []).append(((not in_parens, not qualifier), hit))
         goods = []
+        everyday, items = self._everyday, self.items
         for part in sorted(parts):
             tier = max(rank for rank, _ in parts[part])
             ranked = [hit for rank, hit in parts[part] if rank == tier]
-            named = [
-                h for h in ranked if len(self.items[h.value.key].hs) > 2 and not self.is_everyday(h.value.key)
-            ]
+            named = [h for h in ranked if len(items[h.value.key].hs) > 2 and not everyday[h.value.key]]
             last = ranked[-1]
-            goods.append(named[-1] if named and len(self.items[last.value.key].hs) == 2 else last)
+            goods.append(named[-1] if named and len(items[last.value.key].hs) == 2 else last)
         return goods
 
     def mentions(self, text: str) -> list[Mention]:
@@ -257,6 +260,42 @@ class Catalog:
         condition: Condition = Condition.UNKNOWN,
         disassembled: bool | None = None,
     ) -> Classification:
+        named = self._described(description or "")
+        evidence: list[str] = []
+        categories = named.categories
+        code, source = hs_code, ("declared" if hs_code else None)
+        if hs_code:
+            cats = self._hs_categories_of(hs_code)
+            categories = categories | cats
+            evidence.append(f"HS {hs_code} declared" + (f" ({', '.join(sorted(cats))})" if cats else ""))
+        elif named.hs_code is not None:
+            code, source = named.hs_code, "catalog"
+        if condition is Condition.UNKNOWN:
+            condition = named.condition
+        return Classification(
+            hs_code=code,
+            hs_source=source,  # type: ignore[arg-type]
+            categories=categories,
+            condition=condition,
+            disassembled=bool(disassembled) if disassembled is not None else named.disassembled,
+            evidence=(*evidence, *named.evidence) if evidence else named.evidence,
+            item_ids=named.item_ids,
+        )
+
+    def _described(self, description: str) -> _Description:
+        """What the words of a description say, whatever the code, condition and flags declared
+        beside them: the costly part of ``classify``, remembered per description (bounded),
+        since a line's words recur under other codes and conditions."""
+        memo: dict[str, _Description] = self.__dict__.setdefault("_description_memo", {})
+        known = memo.get(description)
+        if known is None:
+            known = self._describe(description)
+            if len(memo) >= DESCRIPTION_MEMO_SIZE:
+                memo.clear()
+            memo[description] = known
+        return known
+
+    def _describe(self, description: str) -> _Description:
         evidence: list[str] = []
         categories: set[str] = set()
         item_hits: list[Hit[TermRef]] = []
@@ -267,26 +306,22 @@ class Catalog:
                     item_hits.append(hit)
                 elif hit.value.kind == "marker":
                     markers.setdefault(hit.value.key, hit.value.term)
-        code, source = hs_code, ("declared" if hs_code else None)
-        if hs_code:
-            cats = self.hs_categories(hs_code)
-            categories |= cats
-            evidence.append(f"HS {hs_code} declared" + (f" ({', '.join(sorted(cats))})" if cats else ""))
         item_ids = tuple(dict.fromkeys(h.value.key for h in item_hits))
         # Within one good the most specific term decides: "painting machines for ship hulls" is a
         # painting machine, not a ship (see _goods). A description that lists goods ("tractors and
         # seeders", "大米、拖拉机") names each: the first listed decides the code, unless it is
         # everyday (food, clothing...) and a later one is not; every listed good that is not
         # everyday adds its categories ("harvesters for wheat and rice" is no food shipment).
-        goods = self._goods(description or "", item_hits)
-        best = max(goods, key=lambda h: (not self.is_everyday(h.value.key), -h.start), default=None)
+        goods = self._goods(description, item_hits)
+        everyday = self._everyday
+        best = max(goods, key=lambda h: (not everyday[h.value.key], -h.start), default=None)
         for hit in goods:
-            if hit is best or not self.is_everyday(hit.value.key):
-                categories |= self.item_categories(hit.value.key)
+            if hit is best or not everyday[hit.value.key]:
+                categories |= self._own_categories[hit.value.key]
+        code = None
         if best is not None:
             item = self.items[best.value.key]
-            if code is None:
-                code, source = item.hs, "catalog"
+            code = item.hs
             evidence.append(
                 f'"{best.value.term}" ({best.value.lang}) in description -> {item.id}, HS {item.hs}'
             )
@@ -305,20 +340,46 @@ class Catalog:
             if marker.adds_category:
                 categories.add(marker.adds_category)
             evidence.append(f'"{term}" in description -> {name}')
-        if condition is Condition.UNKNOWN:
-            if "used" in markers:
-                condition = Condition.USED
-            elif "new" in markers:
-                condition = Condition.NEW
-        return Classification(
+        condition = Condition.UNKNOWN
+        if "used" in markers:
+            condition = Condition.USED
+        elif "new" in markers:
+            condition = Condition.NEW
+        return _Description(
             hs_code=code,
-            hs_source=source,  # type: ignore[arg-type]
             categories=frozenset(categories),
             condition=condition,
-            disassembled=bool(disassembled) if disassembled is not None else "disassembled" in markers,
+            disassembled="disassembled" in markers,
             evidence=tuple(evidence),
             item_ids=item_ids,
         )
+
+    def _hs_categories_of(self, code: str) -> frozenset[str]:
+        """``hs_categories``, remembered per code (bounded): reports declare few distinct codes."""
+        memo: dict[str, frozenset[str]] = self.__dict__.setdefault("_hs_memo", {})
+        known = memo.get(code)
+        if known is None:
+            known = frozenset(self.hs_categories(code))
+            if len(memo) >= DESCRIPTION_MEMO_SIZE:
+                memo.clear()
+            memo[code] = known
+        return known
+
+
+DESCRIPTION_MEMO_SIZE = 50_000
+"""Distinct descriptions (and declared codes) whose reading a catalog remembers (cleared when full)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Description:
+    """What a description's words say on their own; ``classify`` adds what was declared."""
+
+    hs_code: str | None
+    categories: frozenset[str]
+    condition: Condition
+    disassembled: bool
+    evidence: tuple[str, ...]
+    item_ids: tuple[str, ...]
 
 
 # Where a description lists separate goods: commas, semicolons, "and", "+", Chinese 、和 及 与,

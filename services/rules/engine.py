@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from schemas.alert import Alert, MatchedItem, Severity, alert_id_for
+from schemas.alert import Alert, Severity, alert_id_for
 from schemas.report import ImportReport, ReportItem
 from schemas.rules import Amount, Count, Exception_, ItemCondition, ReportCondition, Rule
 from services.rules.catalog import Catalog, Classification
@@ -48,6 +48,8 @@ class ItemFacts:
     item: ReportItem
     cls: Classification
     words: frozenset[str]
+    anchors: frozenset[Anchor] = frozenset()
+    """What the item shows the rule index: its HS prefixes, categories and words."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +75,17 @@ class Outcome:
             self.items = {index: list(ev) for index, ev in other.items.items()}
             self.evidence = list(other.evidence)
             return self
+        items = self.items
         for index, ev in other.items.items():
-            self.items.setdefault(index, []).extend(e for e in ev if e not in self.items[index])
-        self.evidence.extend(e for e in other.evidence if e not in self.evidence)
+            mine = items.get(index)
+            if mine is None:  # new to this outcome: its evidence once each, in order
+                items[index] = list(dict.fromkeys(ev))
+            else:
+                mine.extend(e for e in ev if e not in mine)
+        if self.evidence:
+            self.evidence.extend(e for e in other.evidence if e not in self.evidence)
+        else:
+            self.evidence = list(dict.fromkeys(other.evidence))
         return self
 
 
@@ -90,7 +100,7 @@ def _hs_test(selectors: Sequence[str]) -> Callable[[str], str | None]:
     prefixes = tuple(s for s in selectors if "-" not in s)
     ranges = [(int(lo), int(hi), len(lo)) for lo, hi in (s.split("-") for s in selectors if "-" in s)]
 
-    def test(code: str) -> str | None:
+    def find(code: str) -> str | None:
         for prefix in prefixes:
             if code.startswith(prefix):
                 return prefix
@@ -99,7 +109,23 @@ def _hs_test(selectors: Sequence[str]) -> Callable[[str], str | None]:
                 return f"{lo:0{width}d}-{hi:0{width}d}"
         return None
 
+    # Reports declare and the catalog gives few distinct codes: each is looked up once (bounded).
+    memo: dict[str, str | None] = {}
+
+    def test(code: str) -> str | None:
+        try:
+            return memo[code]
+        except KeyError:
+            if len(memo) >= HS_MEMO_SIZE:
+                memo.clear()
+            found = memo[code] = find(code)
+            return found
+
     return test
+
+
+HS_MEMO_SIZE = 4_096
+"""Distinct HS codes each compiled ``hs:`` condition remembers its answer for (cleared when full)."""
 
 
 def _between(value: float, bound: Amount | Count) -> bool:
@@ -329,11 +355,16 @@ def _any_item(tests: Sequence[ItemTest], facts: ItemFacts) -> list[str] | None:
 
 
 def _all_report(tests: Sequence[ReportTest], facts: ReportFacts) -> Outcome | None:
-    out = Outcome()
+    held = []
     for test in tests:
         found = test(facts)
         if found is None:
             return None
+        held.append(found)
+    # Every test returns an outcome of its own, never kept elsewhere: the first one is taken
+    # as it is (what merging it into an empty one copies), the others merged into it.
+    out = held[0] if held else Outcome()
+    for found in held[1:]:
         out.merge(found)
     return out
 
@@ -372,7 +403,7 @@ class RuleSet:
     version: str
     sources: tuple[str, ...] = ()
     index: RuleIndex = field(default_factory=lambda: RuleIndex({}, (), 0))
-    _seen_items: dict[tuple[object, ...], tuple[Classification, frozenset[str]]] = field(
+    _seen_items: dict[tuple[object, ...], tuple[Classification, frozenset[str], frozenset[Anchor]]] = field(
         default_factory=dict, init=False, compare=False, repr=False
     )
 
@@ -390,11 +421,12 @@ class RuleSet:
             known = seen.get(key)
             if known is None:
                 cls = self.catalog.classify(item.description, item.hs_code, item.condition, item.disassembled)
-                known = (cls, self._words(item.description))
+                words = self._words(item.description)
+                known = (cls, words, _item_anchors(cls, words))
                 if len(seen) >= ITEM_MEMO_SIZE:
                     seen.clear()
                 seen[key] = known
-            items.append(ItemFacts(index, item, known[0], known[1]))
+            items.append(ItemFacts(index, item, *known))
         return ReportFacts(
             report=report,
             items=tuple(items),
@@ -414,16 +446,22 @@ def shown_anchors(facts: ReportFacts) -> set[Anchor]:
     """Every anchor the report shows: HS prefixes, categories, words, countries and source."""
     shown: set[Anchor] = {("word", w) for w in facts.text_words}
     for item in facts.items:
-        code = item.cls.hs_code or ""
-        shown.update(("hs", code[:n]) for n in range(2, len(code) + 1))
-        shown.update(("cat", c) for c in item.cls.categories)
-        shown.update(("word", w) for w in item.words)
+        shown |= item.anchors
     report = facts.report
     for name in ("origin_country", "destination_country", "source"):
         value = getattr(report, name)
         if value is not None:
             shown.add((name, value))
     return shown
+
+
+def _item_anchors(cls: Classification, words: frozenset[str]) -> frozenset[Anchor]:
+    code = cls.hs_code or ""
+    return frozenset((
+        *(("hs", code[:n]) for n in range(2, len(code) + 1)),
+        *(("cat", c) for c in cls.categories),
+        *(("word", w) for w in words),
+    ))  # fmt: skip
 
 
 def rule_version(rule: Rule) -> str:
@@ -533,16 +571,17 @@ def explain(
         if suppressed:
             verdicts.append(Verdict(compiled.rule.id, None, suppressed))
             continue
-        alert = _alert(compiled, facts, outcome, now)
+        matched = [facts.items[i] for i in sorted(outcome.items)]
+        alert = _alert(compiled, facts, outcome, matched, now)
         rule = compiled.rule
         if rule.frequency is not None:
             per = rule.frequency.per
             # A report without a value to count it under (no crossing) joins no group.
-            if all(_values(name, facts, alert.matched_items) for name in per):
-                key = _key("", per, facts, alert.matched_items)
+            if all(_values(name, facts, matched) for name in per):
+                key = _key("", per, facts, matched)
                 verdicts.append(Verdict(rule.id, None, pending=frequency_pending(rule.frequency, alert, key)))
         elif rule.new_term is not None:
-            terms = _values(rule.new_term.field, facts, alert.matched_items)
+            terms = _values(rule.new_term.field, facts, matched)
             if terms:  # a report without the field has no term to be new
                 verdicts.append(Verdict(rule.id, None, pending=new_term_pending(rule.new_term, alert, terms)))
         else:
@@ -550,7 +589,9 @@ def explain(
     return verdicts
 
 
-def _alert(compiled: CompiledRule, facts: ReportFacts, outcome: Outcome, now: datetime) -> Alert:
+def _alert(
+    compiled: CompiledRule, facts: ReportFacts, outcome: Outcome, matched: Sequence[ItemFacts], now: datetime
+) -> Alert:
     rule, report = compiled.rule, facts.report
     evidence = list(outcome.evidence)
     raised: tuple[Severity, str] | None = None
@@ -570,15 +611,16 @@ def _alert(compiled: CompiledRule, facts: ReportFacts, outcome: Outcome, now: da
     elif lowered is not None:
         severity = lowered[0]
         evidence.append(f"severity lowered to {severity.value}: {lowered[1]}")
-    matched = [
-        MatchedItem(
-            index=i,
-            description=facts.items[i].item.description,
-            hs_code=facts.items[i].cls.hs_code,
-            categories=sorted(facts.items[i].cls.categories),
-            evidence=ev + [e for e in facts.items[i].cls.evidence if e not in ev],
-        )
-        for i, ev in sorted(outcome.items.items())
+    # Plain dicts, validated once inside the Alert (one pass in pydantic-core, no model per item).
+    items = [
+        {
+            "index": f.index,
+            "description": f.item.description,
+            "hs_code": f.cls.hs_code,
+            "categories": sorted(f.cls.categories),
+            "evidence": (ev := outcome.items[f.index]) + [e for e in f.cls.evidence if e not in ev],
+        }
+        for f in matched
     ]
     return Alert(
         alert_id=alert_id_for(report.report_id, rule.id, compiled.version),
@@ -588,7 +630,7 @@ def _alert(compiled: CompiledRule, facts: ReportFacts, outcome: Outcome, now: da
         report_id=report.report_id,
         title=rule.title,
         summary=_summary(facts, matched),
-        matched_items=matched,
+        matched_items=items,
         evidence=evidence,
         legal_basis=rule.legal_basis,
         tags=list(rule.tags),
@@ -605,15 +647,15 @@ def _alert(compiled: CompiledRule, facts: ReportFacts, outcome: Outcome, now: da
     )
 
 
-def _summary(facts: ReportFacts, matched: Sequence[MatchedItem]) -> str:
+def _summary(facts: ReportFacts, matched: Sequence[ItemFacts]) -> str:
     report = facts.report
     route = " -> ".join(c for c in (report.origin_country, report.destination_country) if c)
     where = ", ".join(p for p in (report.crossing and f"via {report.crossing}", route) if p)
     names = []
     for m in matched[:5]:
-        label = m.description or "item"
-        if m.hs_code:
-            label += f" (HS {m.hs_code})"
+        label = m.item.description or "item"
+        if m.cls.hs_code:
+            label += f" (HS {m.cls.hs_code})"
         names.append(label)
     if len(matched) > 5:
         names.append(f"and {len(matched) - 5} more")
@@ -621,20 +663,20 @@ def _summary(facts: ReportFacts, matched: Sequence[MatchedItem]) -> str:
     return f"{what}" + (f" [{where}]" if where else "")
 
 
-def _values(name: str, facts: ReportFacts, matched: Sequence[MatchedItem]) -> list[str]:
+def _values(name: str, facts: ReportFacts, matched: Sequence[ItemFacts]) -> list[str]:
     """A key field's values: from the matched items (HS, category) or the report."""
     if name in ("hs_code", "hs_heading", "hs_chapter"):
         width = {"hs_code": 6, "hs_heading": 4, "hs_chapter": 2}[name]
-        return sorted({m.hs_code[:width] for m in matched if m.hs_code})
+        return sorted({m.cls.hs_code[:width] for m in matched if m.cls.hs_code})
     if name == "category":
-        return sorted({c for m in matched for c in m.categories})
+        return sorted({c for m in matched for c in m.cls.categories})
     value = facts.crossing_name if name == "crossing" else getattr(facts.report, name)
     # Ids stay as they are; names people type are compared case- and spacing-blind.
     text_field = name in ("crossing", "importer", "exporter")
     return [normalise(value).strip() if text_field else value] if value else []
 
 
-def _key(prefix: str, fields: Sequence[str], facts: ReportFacts, matched: Sequence[MatchedItem]) -> str:
+def _key(prefix: str, fields: Sequence[str], facts: ReportFacts, matched: Sequence[ItemFacts]) -> str:
     parts = [prefix] if prefix else []
     for name in fields:
         parts.append(f"{name}={','.join(_values(name, facts, matched))}")

@@ -20,7 +20,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 import ahocorasick
 
@@ -42,6 +42,19 @@ def name_key(text: str) -> str:
 
 def _is_word_char(char: str) -> bool:
     return char.isalnum() and not _is_cjk(char)
+
+
+_WORD_CHARS: dict[str, bool] = {}
+
+
+def _word_char(char: str) -> bool:
+    """``_is_word_char``, remembered per character (text repeats its characters)."""
+    known = _WORD_CHARS.get(char)
+    if known is None:
+        if len(_WORD_CHARS) >= _PIECES_MAX:
+            _WORD_CHARS.clear()
+        known = _WORD_CHARS[char] = _is_word_char(char)
+    return known
 
 
 def _is_cjk(char: str) -> bool:
@@ -134,9 +147,11 @@ def _fold_ascii(text: str) -> Folded:
     """``fold`` of ASCII text, with the same result: NFKC changes no ASCII character, case-folding
     is ``lower`` and no ASCII character is CJK; only runs of separators become one space."""
     lowered = text.lower()
-    if not _SEPARATORS.search(lowered):
-        span = tuple(range(len(text)))
-        return Folded(lowered, span, tuple(range(1, len(text) + 1)))
+    folded = _SEPARATORS.sub(" ", lowered)
+    if len(folded) == len(text):
+        # No run of two separators or more (the usual case: single spaces): each character
+        # stays where it was, so every span is the identity.
+        return Folded(folded, tuple(range(len(text))), tuple(range(1, len(text) + 1)))
     parts: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
@@ -246,8 +261,9 @@ def english_variants(term: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-@dataclass(frozen=True, slots=True)
-class Hit(Generic[T]):
+class Hit(NamedTuple, Generic[T]):
+    """A term found in text (a named tuple: matching makes many, and they must be cheap)."""
+
     start: int
     end: int
     term: str
@@ -274,7 +290,8 @@ class TermMatcher(Generic[T]):
             values = existing[1] if existing else []
             if value not in values:
                 values.append(value)
-            self._automaton.add_word(k, (k, values))
+            # Whether each end of the term must sit at a word boundary, decided once per term.
+            self._automaton.add_word(k, (k, values, _is_word_char(k[0]), _is_word_char(k[-1])))
             self.size += 1
         if self.size:
             self._automaton.make_automaton()
@@ -284,13 +301,14 @@ class TermMatcher(Generic[T]):
         if not self.size or not normalised_text:
             return []
         text = normalised_text
+        size = len(text)
         hits: list[Hit[T]] = []
-        for end_index, (key, values) in self._automaton.iter(text):
+        for end_index, (key, values, bounded_start, bounded_end) in self._automaton.iter(text):
             start = end_index - len(key) + 1
             end = end_index + 1
-            if _is_word_char(key[0]) and start > 0 and _is_word_char(text[start - 1]):
+            if bounded_start and start > 0 and _word_char(text[start - 1]):
                 continue
-            if _is_word_char(key[-1]) and end < len(text) and _is_word_char(text[end]):
+            if bounded_end and end < size and _word_char(text[end]):
                 continue
             hits.extend(Hit(start, end, key, value) for value in values)
         return hits

@@ -70,6 +70,33 @@ async def test_redis_scripts_keep_the_memory_contract(ctx: Context) -> None:
     assert [d.new_terms for d in from_redis[1::2] if d.fire] == [("8458",), ("8458",), ("8429",), ("8460",)]
 
 
+async def test_one_batch_of_decisions_on_the_same_keys_keeps_the_memory_contract(ctx: Context) -> None:
+    # The stage sends every decision of a rule and group in one script call: in one batch, a
+    # surge fires, restarts and fires again, a repeated report gets its decision back, and a
+    # heading is new only for the report that brought it.
+    steps = [("a", "lathe"), ("b", "lathe"), ("a", "lathe"), ("c", "bulldozer"), ("d", "lathe"),
+             ("e", "grinder"), ("f", "lathe"), ("c", "bulldozer"), ("g", "lathe")]  # fmt: skip
+    batch: list[Pending] = []
+    for rid, description in steps:
+        found = pendings(ctx.settings, machinery(rid, "Dandong-Sinuiju", description))
+        batch += [found[SURGE], found["new-machinery-heading"]]
+    found = pendings(ctx.settings, machinery("h", "Changbai-Hyesan"))
+    batch.insert(5, found[SURGE])  # another group in between
+    memory = MemoryState()
+    from_memory = [memory.decide(p, NOW) for p in batch]
+    from_redis = await state.decide(ctx.redis, ctx.settings.streams, batch, NOW)
+    assert from_redis == from_memory
+    fired = [d.reports for d in from_redis if d.fire and d.reports]
+    assert fired == [("a", "b", "c"), ("d", "e", "f"), ("a", "b", "c")]  # c's repeat: its decision again
+    assert [d.new_terms for d in from_redis if d.new_terms] == [
+        ("8458",),
+        ("8458",),
+        ("8429",),
+        ("8460",),
+        ("8429",),
+    ]
+
+
 def _alerts(raw_redis: redis.Redis, settings: Settings) -> list[Alert]:
     entries = raw_redis.xrange(settings.streams.alerts)
     return [Alert.model_validate_json(fields[b"alert"]) for _, fields in entries]
