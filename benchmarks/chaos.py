@@ -48,8 +48,8 @@ from services.server import LocalServer
 
 ROOT = Path(__file__).resolve().parents[1]
 IN_FLIGHT_SLACK = 1.0
-MIN_LIFE = 5.0
-"""A worker is given this long to install its signal handlers before the final SIGTERM."""
+START_WAIT = 120.0
+"""How long the final stop waits for a new worker to have started (its signal handlers in place)."""
 GOODS = [
     "used tractors",
     "excavators",
@@ -176,20 +176,26 @@ class Fleet:
         self.logs = logs
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.spawned = 0
-        self.last_spawn = 0.0
+        self.log_of: dict[int, Path] = {}
         for stage, count in replicas.items():
             for _ in range(count):
                 self.procs.append((stage, self._spawn(stage)))
 
     def _spawn(self, stage: str) -> subprocess.Popen[bytes]:
         self.spawned += 1
-        self.last_spawn = time.monotonic()
-        log = (self.logs / f"{self.spawned:03d}-{stage}.log").open("w")
+        path = self.logs / f"{self.spawned:03d}-{stage}.log"
         # Logs to files: a pipe nobody drains fills up and stalls the worker.
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             [sys.executable, "-m", "services.cli", "worker", stage],
-            env=self.env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log,
+            env=self.env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=path.open("w"),
         )  # fmt: skip
+        self.log_of[proc.pid] = path
+        return proc
+
+    def _started(self, proc: subprocess.Popen[bytes]) -> bool:
+        """The worker logged that it started: FastStream's signal handlers are in place."""
+        text = self.log_of[proc.pid].read_text(errors="replace")
+        return proc.poll() is not None or ('"component": "runtime"' in text and '"event": "started"' in text)
 
     def kill_one(self, rng: random.Random, stage: str | None = None) -> str:
         choices = [i for i, (s, _) in enumerate(self.procs) if stage is None or s == stage]
@@ -205,7 +211,9 @@ class Fleet:
 
     def stop(self) -> list[int]:
         # A SIGTERM before FastStream installed its handlers kills at once: not the test here.
-        time.sleep(max(0.0, self.last_spawn + MIN_LIFE - time.monotonic()))
+        deadline = time.monotonic() + START_WAIT
+        while time.monotonic() < deadline and not all(self._started(p) for _, p in self.procs):
+            time.sleep(0.1)
         for _, proc in self.procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
