@@ -110,6 +110,7 @@ class NotifyStage:
                 continue
             reason = f"channel {channel} is no longer configured (removed, or its URL changed)"
             self.log.warning("messages for an unknown channel", channel=channel, messages=count)
+            # Every queued message, due or not (a time past any schedule), 100 at a time.
             while units := await self.outbox.claim(channel, 1e18, 60, units=100, limits={}, flying=[]):
                 outcomes = [
                     Outcome(
@@ -303,14 +304,13 @@ class NotifyStage:
         ]
         # Silences are checked again now: one added while a message waited (a group wait, a
         # digest, a retry) holds what it matches, as it would have at intake.
-        silences = await self.silences.active(time.time())
+        now = time.time()
+        silences = await self.silences.active(now)
         if silences and present:
             kept = []
             for m in present:
                 held = {
-                    a.alert_id: hit
-                    for a in m.alerts
-                    if (hit := first_match(silences, a, subscription, time.time()))
+                    a.alert_id: hit for a in m.alerts if (hit := first_match(silences, a, subscription, now))
                 }
                 outcomes += [
                     Outcome(replace(m, alerts=[a]), "silenced", held[a.alert_id].id)
