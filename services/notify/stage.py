@@ -339,8 +339,6 @@ class NotifyStage:
         await self.outbox.finish(outcomes, time.time(), ms=ms)
         for o in outcomes:
             metrics.DELIVERIES.labels(channel.id, o.outcome).inc()
-        if not outcomes:
-            return
         worst = max(outcomes, key=lambda r: ("silenced", "sent", "failed", "dead").index(r.outcome))
         alerts = [a for o in outcomes for a in o.claimed.alerts]
         log = self.log.info if worst.outcome in ("sent", "silenced") else self.log.warning
