@@ -188,53 +188,52 @@ for _, r in ipairs(p.records) do
       redis.call('EXPIRE', d, p.retention)
     end
   else
-  redis.call('HSET', d, 'state', state, 'updated', p.at, 'last_error', r.error)
-  if r.outcome == 'sent' then redis.call('HSET', d, 'sent_at', p.at) end
-  if r.retry_at then
-    local score = string.format('%.17g', r.retry_at)
-    redis.call('HSET', d, 'due', score)
-    redis.call('ZADD', due, score, r.id)
-  else
-    redis.call('ZREM', due, r.id)
-    redis.call('EXPIRE', d, p.retention)
-    redis.call('EXPIRE', d .. ':alerts', p.retention)
-  end
-  for _, a in ipairs(r.alerts) do
-    local event = {at = p.at, event = r.outcome, subscription = r.sub, channel = r.channel,
-                   delivery = r.id, attempt = r.attempt}
-    if r.error ~= '' then event.detail = r.error end
-    if r.retry_iso then event.retry_at = r.retry_iso end
-    if p.ms then event.ms = p.ms end
-    local h = P .. 'history:' .. a[1]
-    redis.call('RPUSH', h, cjson.encode(event))
-    redis.call('EXPIRE', h, p.retention)
-    redis.call('XADD', p.prefix .. ':deliveries', 'MAXLEN', '~', 100000, '*',
-      'alert_id', a[1], 'rule_id', a[2], 'report_id', a[3], 'subscription', r.sub,
-      'channel', r.channel, 'delivery', r.id, 'attempt', string.format('%d', r.attempt),
-      'outcome', r.outcome, 'error', r.error, 'at', p.at)
-    if r.outcome == 'dead' then
-      -- Remembered so that a replay of this dead letter queues it again for this channel, or,
-      -- when this channel is gone, for the subscription's channels now that never had it.
-      local g = P .. 'gave-up:' .. a[1] .. ':' .. r.sub
-      redis.call('SADD', g, r.channel)
-      if r.instead then
-        local had = {}
-        for _, e in ipairs(redis.call('LRANGE', P .. 'history:' .. a[1], 0, -1)) do
-          local ok, ev = pcall(cjson.decode, e)
-          if ok and ev.channel and ev.subscription == r.sub then had[ev.channel] = true end
+    redis.call('HSET', d, 'state', state, 'updated', p.at, 'last_error', r.error)
+    if r.outcome == 'sent' then redis.call('HSET', d, 'sent_at', p.at) end
+    if r.retry_at then
+      local score = string.format('%.17g', r.retry_at)
+      redis.call('HSET', d, 'due', score)
+      redis.call('ZADD', due, score, r.id)
+    else
+      redis.call('ZREM', due, r.id)
+      redis.call('EXPIRE', d, p.retention)
+      redis.call('EXPIRE', d .. ':alerts', p.retention)
+    end
+    for i, a in ipairs(r.alerts) do
+      local event = {at = p.at, event = r.outcome, subscription = r.sub, channel = r.channel,
+                     delivery = r.id, attempt = r.attempt}
+      if r.error ~= '' then event.detail = r.error end
+      if r.retry_iso then event.retry_at = r.retry_iso end
+      if p.ms then event.ms = p.ms end
+      local h = P .. 'history:' .. a[1]
+      redis.call('RPUSH', h, cjson.encode(event))
+      redis.call('EXPIRE', h, p.retention)
+      redis.call('XADD', p.prefix .. ':deliveries', 'MAXLEN', '~', 100000, '*',
+        'alert_id', a[1], 'rule_id', a[2], 'report_id', a[3], 'subscription', r.sub,
+        'channel', r.channel, 'delivery', r.id, 'attempt', string.format('%d', r.attempt),
+        'outcome', r.outcome, 'error', r.error, 'at', p.at)
+      if r.outcome == 'dead' then
+        -- Remembered so that a replay of this dead letter queues it again for this channel, or,
+        -- when this channel is gone, for the subscription's channels now that never had it.
+        local g = P .. 'gave-up:' .. a[1] .. ':' .. r.sub
+        redis.call('SADD', g, r.channel)
+        if r.instead then
+          local had = {}
+          for _, e in ipairs(redis.call('LRANGE', P .. 'history:' .. a[1], 0, -1)) do
+            local ok, ev = pcall(cjson.decode, e)
+            if ok and ev.channel and ev.subscription == r.sub then had[ev.channel] = true end
+          end
+          for _, c in ipairs(r.instead) do
+            if not had[c] then redis.call('SADD', g, c) end
+          end
         end
-        for _, c in ipairs(r.instead) do
-          if not had[c] then redis.call('SADD', g, c) end
-        end
+        redis.call('EXPIRE', g, p.retention)
       end
-      redis.call('EXPIRE', g, p.retention)
+      if r.dead_stream then
+        -- The dead letter's fields come built (Outbox._dead_fields), one list per alert.
+        redis.call('XADD', r.dead_stream, '*', unpack(r.dead_fields[i]))
+      end
     end
-    if r.dead_stream then
-      redis.call('XADD', r.dead_stream, '*', 'alert', redis.call('GET', P .. 'alert:' .. a[1]) or '',
-        'dead.stage', 'notify', 'dead.reason', r.error, 'dead.deliveries', string.format('%d', r.attempt),
-        'dead.subscription', r.sub, 'dead.channel', r.channel, 'dead.delivery', r.id, 'dead.at', p.at)
-    end
-  end
   end
 end
 return #p.records
@@ -261,7 +260,6 @@ class Claimed:
     subscription: str
     attempts: int
     alerts: list[Alert]
-    missing: int
 
 
 @dataclass(frozen=True)
@@ -387,7 +385,7 @@ class Outbox:
                 alerts = [parsed[a] for a in unique if a in parsed]
                 messages.append(Claimed(
                     id=m["id"], channel=channel, subscription=unit["subscription"],
-                    attempts=int(m["attempts"]), alerts=alerts, missing=len(unique) - len(alerts),
+                    attempts=int(m["attempts"]), alerts=alerts,
                 ))  # fmt: skip
             claimed.append(messages)
         return claimed
@@ -417,6 +415,10 @@ class Outbox:
                 record |= {"retry_at": o.retry_at, "retry_iso": iso(o.retry_at)}
             if o.outcome == "dead" and o.dead_stream and not self.separate_ack:
                 record["dead_stream"] = o.dead_stream
+                record["dead_fields"] = [
+                    [x for pair in self._dead_fields(alert, o.claimed, o.error, at).items() for x in pair]
+                    for alert in o.claimed.alerts
+                ]
             if o.outcome == "dead" and o.instead:
                 record["instead"] = o.instead
             records.append(record)

@@ -300,7 +300,7 @@ class NotifyStage:
         present = [m for m in messages if m.alerts]
         gone = "the alerts of this message are gone (past the history retention)"
         outcomes += [
-            Outcome(m, "dead", gone, dead_stream=self.consumes.dead_stream) for m in messages if not m.alerts
+            Outcome(m, "dead", gone, dead_stream=self._dead_stream(m)) for m in messages if not m.alerts
         ]
         # Silences are checked again now: one added while a message waited (a group wait, a
         # digest, a retry) holds what it matches, as it would have at intake.

@@ -12,13 +12,21 @@ import redis
 import redis.asyncio as aredis
 from pytest_httpserver import HTTPServer
 
-from schemas.streams import StreamNames
 from services.notify.stage import NotifyStage
 from services.ops import dlq
 from services.settings import Settings
 from tests.conftest import ROOT
 from tests.pipeline import Receiver, run_burst
 from tests.services.test_notify_delivery import configure, history, make_alert, publish
+
+
+async def replay_notify_dead_letters(s: Settings) -> int:
+    """``tradewatch dlq replay notify --all``, as the operator runs it once the cause is fixed."""
+    client = aredis.Redis.from_url(s.redis_url.get_secret_value() if s.redis_url else "")
+    try:
+        return len(await dlq.replay(client, s.streams, dlq.DeadStage.notify, None))
+    finally:
+        await client.aclose()
 
 
 async def test_a_replayed_dead_delivery_is_sent_and_a_delivered_one_is_not_sent_twice(
@@ -33,13 +41,7 @@ async def test_a_replayed_dead_delivery_is_sent_and_a_delivered_one_is_not_sent_
     assert raw_redis.xlen(s.streams.alerts_dead) == 1
 
     receiver.fail_next = 0  # the channel is fixed; the operator replays the dead letter
-    names: StreamNames = s.streams
-    client = aredis.Redis.from_url(s.redis_url.get_secret_value() if s.redis_url else "")
-    try:
-        replayed = await dlq.replay(client, names, dlq.DeadStage.notify, None)
-    finally:
-        await client.aclose()
-    assert len(replayed) == 1
+    assert await replay_notify_dead_letters(s) == 1
     await run_burst(s, lambda ctx: [NotifyStage(ctx)])
 
     assert receiver.alert_ids() == ["a-0001"]
@@ -64,11 +66,7 @@ async def test_a_replay_goes_only_to_the_channel_that_gave_up(
     assert bad.alert_ids() == []
 
     bad.fail_next = 0
-    client = aredis.Redis.from_url(s.redis_url.get_secret_value() if s.redis_url else "")
-    try:
-        assert len(await dlq.replay(client, s.streams, dlq.DeadStage.notify, None)) == 1
-    finally:
-        await client.aclose()
+    assert await replay_notify_dead_letters(s) == 1
     await run_burst(s, lambda ctx: [NotifyStage(ctx)])
 
     assert bad.alert_ids() == ["a-0001"]
@@ -119,11 +117,7 @@ async def test_messages_for_a_channel_no_longer_configured_are_dead_lettered_the
     assert b"is no longer configured" in dead[1][b"dead.reason"]
     assert raw_redis.xlen(s.streams.alerts_dead) == 1
 
-    client = aredis.Redis.from_url(s.redis_url.get_secret_value() if s.redis_url else "")
-    try:
-        assert len(await dlq.replay(client, s.streams, dlq.DeadStage.notify, None)) == 1
-    finally:
-        await client.aclose()
+    assert await replay_notify_dead_letters(s) == 1
     await run_burst(s, lambda ctx: [NotifyStage(ctx)])
 
     assert new.alert_ids() == ["a-0001"]
