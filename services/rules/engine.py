@@ -8,6 +8,7 @@ leaves evidence in words, so an alert can always say why it fired.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -572,26 +573,37 @@ def explain(
             verdicts.append(Verdict(compiled.rule.id, None, suppressed))
             continue
         matched = [facts.items[i] for i in sorted(outcome.items)]
-        alert = _alert(compiled, facts, outcome, matched, now)
         rule = compiled.rule
+        build = functools.partial(_alert, compiled, facts, outcome, matched, now)
+        ids = (rule.id, facts.report.report_id)
         if rule.frequency is not None:
             per = rule.frequency.per
             # A report without a value to count it under (no crossing) joins no group.
             if all(_values(name, facts, matched) for name in per):
                 key = _key("", per, facts, matched)
-                verdicts.append(Verdict(rule.id, None, pending=frequency_pending(rule.frequency, alert, key)))
+                verdicts.append(
+                    Verdict(rule.id, None, pending=frequency_pending(rule.frequency, ids, build, key))
+                )
         elif rule.new_term is not None:
             terms = _values(rule.new_term.field, facts, matched)
             if terms:  # a report without the field has no term to be new
-                verdicts.append(Verdict(rule.id, None, pending=new_term_pending(rule.new_term, alert, terms)))
+                verdicts.append(
+                    Verdict(rule.id, None, pending=new_term_pending(rule.new_term, ids, build, terms))
+                )
         else:
-            verdicts.append(Verdict(rule.id, alert))
+            verdicts.append(Verdict(rule.id, build()))
     return verdicts
 
 
 def _alert(
-    compiled: CompiledRule, facts: ReportFacts, outcome: Outcome, matched: Sequence[ItemFacts], now: datetime
+    compiled: CompiledRule,
+    facts: ReportFacts,
+    outcome: Outcome,
+    matched: Sequence[ItemFacts],
+    now: datetime,
+    state_reasons: Sequence[str] = (),
 ) -> Alert:
+    """The explained alert; ``state_reasons``: why a rule over time fired (its count, its new term)."""
     rule, report = compiled.rule, facts.report
     evidence = list(outcome.evidence)
     raised: tuple[Severity, str] | None = None
@@ -611,6 +623,7 @@ def _alert(
     elif lowered is not None:
         severity = lowered[0]
         evidence.append(f"severity lowered to {severity.value}: {lowered[1]}")
+    evidence += state_reasons
     # Plain dicts, validated once inside the Alert (one pass in pydantic-core, no model per item).
     items = [
         {

@@ -129,16 +129,22 @@ class RulesStage:
             done.append((entry, report, verdicts, time.perf_counter() - started))
         pending: list[Pending] = [v.pending for _, _, vs, _ in done for v in vs if v.pending is not None]
         # Stored before the alerts are published; a redelivery replays the stored decisions.
-        decisions = await state.decide(self.ctx.redis, settings.streams, pending, now)
-        settled = iter(settle(p, d) for p, d in zip(pending, decisions, strict=True))
+        decided = iter(await state.decide(self.ctx.redis, settings.streams, pending, now))
         published: list[tuple[Entry, str, list[Alert], float]] = []
         for entry, report, verdicts, seconds in done:
-            alerts: list[Alert] = []
-            for verdict in verdicts:
-                alert = verdict.alert if verdict.pending is None else next(settled)
-                if alert is not None:
-                    alerts.append(alert)
-                    commit.add(entry.id, alerts_stream, alert_fields(alert))
+            decisions = [next(decided) if v.pending is not None else None for v in verdicts]
+            try:
+                # The alert of a rule over time is built here, and only when its state fires it.
+                alerts = [
+                    alert
+                    for v, d in zip(verdicts, decisions, strict=True)
+                    if (alert := v.alert if v.pending is None or d is None else settle(v.pending, d))
+                ]
+            except Exception as error:  # a defect must not block the rest of the batch
+                buried.append((entry, f"rule evaluation failed: {type(error).__name__}: {error}"))
+                continue
+            for alert in alerts:
+                commit.add(entry.id, alerts_stream, alert_fields(alert))
             published.append((entry, report.report_id, alerts, seconds))
         for entry, reason in buried:
             commit.add(entry.id, c.dead_stream, dead_letter_fields(self.name, entry, c.stream, reason))

@@ -16,6 +16,7 @@ Both state keepers follow the same contract, so ``rules test`` predicts what pro
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -29,23 +30,22 @@ MAX_LISTED_REPORTS = 20
 
 @dataclass(frozen=True, slots=True)
 class Pending:
-    """A rule over time that held on a report: the alert it becomes if the state says so."""
+    """A rule over time that held on a report: the alert it becomes if the state says so.
+
+    The alert is built only then (``build``, given the state's reason): most reports only add
+    to a count or repeat a known term, and building an explained alert costs more than
+    deciding whether it fires.
+    """
 
     kind: Literal["frequency", "new_term"]
-    alert: Alert
+    rule_id: str
+    report_id: str
+    build: Callable[[Sequence[str]], Alert] = field(compare=False, repr=False)
     group: str = ""
     """frequency: the ``per`` values (``crossing=dandong sinuiju``); new_term: the field name."""
     terms: tuple[str, ...] = ()
     count: int = 0
     window: float = 0.0
-
-    @property
-    def rule_id(self) -> str:
-        return self.alert.rule_id
-
-    @property
-    def report_id(self) -> str:
-        return self.alert.report_id
 
     def describe(self) -> str:
         if self.kind == "frequency":
@@ -66,12 +66,19 @@ class Decision:
     new_terms: tuple[str, ...] = ()
 
 
-def frequency_pending(frequency: Frequency, alert: Alert, group: str) -> Pending:
-    return Pending("frequency", alert, group=group, count=frequency.count, window=frequency.window)
+AlertBuilder = Callable[[Sequence[str]], Alert]
+"""Builds a pending rule's alert, with the state's reasons appended to its evidence."""
 
 
-def new_term_pending(new_term: NewTerm, alert: Alert, terms: list[str]) -> Pending:
-    return Pending("new_term", alert, group=new_term.field, terms=tuple(terms))
+def frequency_pending(frequency: Frequency, ids: tuple[str, str], build: AlertBuilder, group: str) -> Pending:
+    """``ids``: the rule's and the report's."""
+    return Pending("frequency", *ids, build, group=group, count=frequency.count, window=frequency.window)
+
+
+def new_term_pending(
+    new_term: NewTerm, ids: tuple[str, str], build: AlertBuilder, terms: list[str]
+) -> Pending:
+    return Pending("new_term", *ids, build, group=new_term.field, terms=tuple(terms))
 
 
 def settle(pending: Pending, decision: Decision) -> Alert | None:
@@ -89,7 +96,7 @@ def settle(pending: Pending, decision: Decision) -> Alert | None:
         )
     else:
         reason = f"first time seen by this rule: {pending.group} {', '.join(decision.new_terms)}"
-    return pending.alert.model_copy(update={"evidence": [*pending.alert.evidence, reason]})
+    return pending.build([reason])
 
 
 def duration_text(seconds: float) -> str:
