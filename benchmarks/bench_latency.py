@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -34,11 +35,17 @@ subscriptions:
 """
 
 
+def subscriptions(coalesce: int | None) -> str:
+    """The one immediate subscription; ``coalesce``: its own limit (None: the worker's default)."""
+    return SUBSCRIPTIONS + (f"    coalesce: {coalesce}\n" if coalesce else "")
+
+
 class Receiver:
     def __init__(self) -> None:
-        self.first_seen: dict[str, float] = {}
-        self.requests = 0
-        lock = threading.Lock()
+        self.bodies: list[tuple[float, bytes]] = []
+        self.parsed = 0
+        self.seen: dict[str, float] = {}
+        self.lock = lock = threading.Lock()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -48,14 +55,9 @@ class Receiver:
                 self.send_response(200)
                 self.end_headers()
                 self.wfile.write(b"ok")
-                try:
-                    alerts = json.loads(json.loads(body)["message"])["alerts"]
-                except (ValueError, KeyError, TypeError):
-                    return
+                # Kept raw and parsed after the run: the receiver shares the cores it measures.
                 with lock:
-                    outer.requests += 1
-                    for alert in alerts:
-                        outer.first_seen.setdefault(alert["report_id"], at)
+                    outer.bodies.append((at, body))
 
             def log_message(self, *_: Any) -> None:
                 return None
@@ -64,6 +66,19 @@ class Receiver:
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+
+    def first_seen(self) -> dict[str, float]:
+        """When each report's first alert arrived, parsing the bodies that came since the last call."""
+        with self.lock:
+            new, self.parsed = self.bodies[self.parsed :], len(self.bodies)
+        for at, body in new:
+            try:
+                alerts = json.loads(json.loads(body)["message"])["alerts"]
+            except (ValueError, KeyError, TypeError):
+                continue
+            for alert in alerts:
+                self.seen.setdefault(alert["report_id"], at)
+        return self.seen
 
     def close(self) -> None:
         self.server.shutdown()
@@ -87,6 +102,12 @@ def _behind(client: redis.Redis, stream: str, group: str) -> int:
         if info["name"] in (group, group.encode()):
             return int(info.get("lag") or 0) + int(info["pending"])
     return 0
+
+
+def _server_cpu(client: redis.Redis) -> float:
+    """CPU seconds the server has used (user and system), from INFO."""
+    info: Any = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def floor_latency(url: str, samples: int = 2000, rate: float = 500) -> dict[str, float]:
@@ -118,6 +139,15 @@ def floor_latency(url: str, samples: int = 2000, rate: float = 500) -> dict[str,
     return percentiles(got)
 
 
+def _payloads(total: int) -> Iterator[tuple[str, str]]:
+    maker = common.ReportMaker(seed=3)
+    for n in range(total):
+        report = maker.report(n, prefix="lat")
+        # Only reports some rule fires on can be timed at the channel.
+        report["destination_country"] = "KP"
+        yield report["report_id"], json.dumps(report, ensure_ascii=False)
+
+
 def run(
     rate: float = 500,
     seconds: float = 30,
@@ -126,8 +156,9 @@ def run(
     coalesce: int | None = None,
 ) -> dict[str, Any]:
     """``concurrency``: TRADEWATCH_NOTIFY_SEND_CONCURRENCY of the notify worker (1, the default,
-    is the safe one: a crash repeats at most one send per channel). ``coalesce``:
-    TRADEWATCH_NOTIFY_COALESCE (None: the default; 1: every message its own request)."""
+    is the safe one: a crash repeats at most one send per channel). ``coalesce``: the
+    subscription's ``coalesce`` (None: TRADEWATCH_NOTIFY_COALESCE's default; 1: every message its
+    own request; 100: long batches, as a webhook read by a program takes them)."""
     with common.fresh_server() as url, tempfile.TemporaryDirectory(prefix="twbench-lat-") as tmp_:
         tmp = Path(tmp_)
         receiver = Receiver()
@@ -137,12 +168,11 @@ def run(
             f"version: 1\nurls:\n  - json://127.0.0.1:{receiver.port}/hook:\n      - tag: hook\n"
         )
         subs = tmp / "subscriptions.yaml"
-        subs.write_text(SUBSCRIPTIONS)
+        subs.write_text(subscriptions(coalesce))
         env = common.worker_env(
             url, namespace, tmp / "data", TRADEWATCH_CHANNELS_FILE=str(channels),
             TRADEWATCH_SUBSCRIPTIONS_FILE=str(subs), TRADEWATCH_RULES_FILES=str(common.ROOT / "config/rules.yaml"),
             TRADEWATCH_NOTIFY_SEND_CONCURRENCY=str(concurrency),
-            **({"TRADEWATCH_NOTIFY_COALESCE": str(coalesce)} if coalesce else {}),
         )  # fmt: skip
         procs = {
             stage: common.spawn(common.tradewatch("worker", stage), env, tmp / f"{stage}.log")
@@ -160,20 +190,19 @@ def run(
                 time.sleep(0.1)
             idle = {stage: common.rss_kib(p.pid) for stage, p in procs.items()}
             cpu_before = {stage: common.cpu_seconds(p.pid) for stage, p in procs.items()}
-            maker = common.ReportMaker(seed=3)
+            cpu_before["server"] = _server_cpu(client)
             published: dict[str, float] = {}
             total = int(rate * seconds)
+            # Made before the clock starts: the publisher shares the cores it measures.
+            payloads = list(_payloads(total))
             start = time.perf_counter()
-            for n in range(total):
-                report = maker.report(n, prefix="lat")
-                # Only reports some rule fires on can be timed at the channel.
-                report["destination_country"] = "KP"
+            for n, (report_id, payload) in enumerate(payloads):
                 target = start + n / rate
                 delay = target - time.perf_counter()
                 if delay > 0:
                     time.sleep(delay)
-                published[report["report_id"]] = time.time()
-                client.xadd(stream, {"report": json.dumps(report, ensure_ascii=False)})
+                published[report_id] = time.time()
+                client.xadd(stream, {"report": payload})
             achieved = total / (time.perf_counter() - start)
             # Where a backlog builds when the rate is above what the pipeline sustains.
             backlog = {
@@ -181,13 +210,14 @@ def run(
                 "notify": _behind(client, f"{namespace}:alerts", "notify"),
             }
             deadline = time.monotonic() + settle
-            while time.monotonic() < deadline and len(receiver.first_seen) < len(published):
+            while time.monotonic() < deadline and len(receiver.first_seen()) < len(published):
                 time.sleep(0.1)
             loaded = {stage: common.rss_kib(p.pid, "VmHWM") for stage, p in procs.items()}
             # CPU per report: what each stage costs at this rate (all reports, first to last).
+            cpu_after = {stage: common.cpu_seconds(p.pid) for stage, p in procs.items()}
+            cpu_after["server"] = _server_cpu(client)
             cpu_ms = {
-                stage: round((common.cpu_seconds(p.pid) - cpu_before[stage]) * 1000 / total, 3)
-                for stage, p in procs.items()
+                stage: round((cpu_after[stage] - cpu_before[stage]) * 1000 / total, 3) for stage in cpu_after
             }
         finally:
             for p in procs.values():
@@ -195,7 +225,8 @@ def run(
             for p in procs.values():
                 p.wait(timeout=60)
             receiver.close()
-        latencies = [receiver.first_seen[r] - t for r, t in published.items() if r in receiver.first_seen]
+        seen = receiver.first_seen()
+        latencies = [seen[r] - t for r, t in published.items() if r in seen]
         result = {
             "rate": rate,
             "concurrency": concurrency,
@@ -204,7 +235,7 @@ def run(
             "seconds": seconds,
             "published": len(published),
             "delivered": len(latencies),
-            "requests": receiver.requests,
+            "requests": len(receiver.bodies),
             "latency_ms": percentiles(latencies),
             "backlog_when_publishing_ended": backlog,
             "floor_ms": floor_latency(url, samples=min(2000, total), rate=rate),

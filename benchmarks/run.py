@@ -1,6 +1,6 @@
 """``make bench``: every benchmark against a fresh loopback server, a table, benchmarks/results.json.
 
-``python -m benchmarks.run [--quick] [--only rules,latency,latency_unsaturated,latency_uncoalesced,ingest,scaleout,memory]``. ``--quick``
+``python -m benchmarks.run [--quick] [--only rules,latency,latency_unsaturated,latency_uncoalesced,latency_batched,ingest,scaleout,memory]``. ``--quick``
 runs tiny inputs (the test suite's smoke run); figures from it mean nothing.
 """
 
@@ -22,6 +22,7 @@ FULL: dict[str, dict[str, Any]] = {
     "latency": {"rate": 500, "seconds": 30},
     "latency_unsaturated": {"rate": 100, "seconds": 30},
     "latency_uncoalesced": {"rate": 500, "seconds": 30, "coalesce": 1},
+    "latency_batched": {"rate": 500, "seconds": 30, "coalesce": 100},
     "ingest": {"rows": 1_000_000, "small": 100_000},
     "scaleout": {"reports": 20_000, "repeats": 3},
     "memory": {},
@@ -31,6 +32,7 @@ QUICK: dict[str, dict[str, Any]] = {
     "latency": {"rate": 50, "seconds": 1, "settle": 5},
     "latency_unsaturated": {"rate": 20, "seconds": 1, "settle": 5},
     "latency_uncoalesced": {"rate": 50, "seconds": 1, "settle": 5, "coalesce": 1},
+    "latency_batched": {"rate": 50, "seconds": 1, "settle": 5, "coalesce": 100},
     "ingest": {"rows": 500, "small": 50},
     "scaleout": {"reports": 300, "repeats": 1},
     "memory": {"settle": 2.0},
@@ -40,6 +42,7 @@ RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
     "latency": bench_latency.run,
     "latency_unsaturated": bench_latency.run,
     "latency_uncoalesced": bench_latency.run,
+    "latency_batched": bench_latency.run,
     "ingest": bench_ingest.run,
     "scaleout": bench_scaleout.run,
     "memory": bench_memory.run,
@@ -59,17 +62,18 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
         for name, goal in r["goals"].items():
             if name != "shipped / noop":
                 out.append((f"rules {name}", f"{r['ratios'][name]:.2f}", "", "", f">= {goal}"))
-    for key in ("latency", "latency_unsaturated", "latency_uncoalesced"):
+    for key in ("latency", "latency_unsaturated", "latency_uncoalesced", "latency_batched"):
         if r := results.get(key):
             lat, floor, cpu = r["latency_ms"], r["floor_ms"], r["cpu_ms_per_report"]
             how = "".join((
                 f", {r['concurrency']} sends/channel" if r.get("concurrency", 1) != 1 else "",
                 ", no coalescing" if r.get("coalesce") == 1 else "",
+                f", coalesce {r['coalesce']}" if (r.get("coalesce") or 1) > 1 else "",
             ))  # fmt: skip
             out.append((f"latency at {r['rate']:.0f}/s for {r['seconds']:.0f}s{how}, ms p50/p95/p99",
                         f"{lat['p50']}/{lat['p95']}/{lat['p99']}", f"XADD->XREADGROUP {floor['p50']}/{floor['p95']}/{floor['p99']}",
                         f"{r['delivered']}/{r['published']} delivered, {r['requests']} requests; "
-                        f"CPU ms/report rules {cpu['rules']}, notify {cpu['notify']}", "p99 < 100 ms"))  # fmt: skip
+                        f"CPU ms/report rules {cpu['rules']}, notify {cpu['notify']}, server {cpu['server']}", "p99 < 100 ms"))  # fmt: skip
     if r := results.get("ingest"):
         sizes = [k for k in r if k.isdigit()]
         for k in sizes:
