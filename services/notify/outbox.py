@@ -42,7 +42,7 @@ from typing import Any
 import redis.asyncio as aredis
 
 from schemas.alert import Alert
-from services.notify.silences import text
+from services.notify.silences import Silence, parse_silences, text
 
 _ACCEPT = """
 local p = cjson.decode(ARGV[1])
@@ -57,7 +57,7 @@ end
 for _, it in ipairs(p.items) do
   local aid = it.aid
   local fresh = redis.call('EXISTS', P .. 'alert:' .. aid) == 0
-  redis.call('SET', P .. 'alert:' .. aid, it.alert, 'EX', p.retention)
+  redis.call('SET', P .. 'alert:' .. aid, ARGV[it.arg], 'EX', p.retention)
   if fresh then
     redis.call('ZADD', P .. 'recent', p.now, aid)
     if #it.subs == 0 then
@@ -125,6 +125,7 @@ local due = KEYS[1]
 local skip = {}
 for _, id in ipairs(p.flying) do skip[id] = true end
 local units, open, n = {}, {}, 0
+local bodies, fetched = {}, {}
 for _, did in ipairs(redis.call('ZRANGEBYSCORE', due, '-inf', p.now, 'LIMIT', 0, p.scan)) do
   if not skip[did] then
     local d = P .. 'delivery:' .. did
@@ -137,7 +138,7 @@ for _, did in ipairs(redis.call('ZRANGEBYSCORE', due, '-inf', p.now, 'LIMIT', 0,
         unit = nil
         if n < p.units then
           n = n + 1
-          unit = {subscription = sub, messages = {}, alerts = {}}
+          unit = {subscription = sub, messages = {}}
           units[n] = unit
           open[sub] = unit
         end
@@ -151,15 +152,24 @@ for _, did in ipairs(redis.call('ZRANGEBYSCORE', due, '-inf', p.now, 'LIMIT', 0,
         local aids = redis.call('LRANGE', d .. ':alerts', 0, -1)
         table.insert(unit.messages, {id = did, attempts = attempts, alerts = aids})
         for _, aid in ipairs(aids) do
-          if unit.alerts[aid] == nil then
-            unit.alerts[aid] = redis.call('GET', P .. 'alert:' .. aid) or false
+          if not fetched[aid] then
+            fetched[aid] = true
+            local body = redis.call('GET', P .. 'alert:' .. aid)
+            if body then
+              bodies[#bodies + 1] = aid
+              bodies[#bodies + 1] = body
+            end
           end
         end
       end
     end
   end
 end
-return cjson.encode(units)
+-- The alerts' JSON as replies of their own (not inside the units' JSON: never escaped), and
+-- the silences, checked again right before the send, read in the same call.
+local reply = {cjson.encode(units), redis.call('HGETALL', P .. 'silences')}
+for _, b in ipairs(bodies) do reply[#reply + 1] = b end
+return reply
 """
 
 
@@ -303,12 +313,15 @@ class Outbox:
 
     async def accept(
         self,
-        items: list[tuple[Alert, list[Queued]]],
+        items: list[tuple[Alert, bytes, list[Queued]]],
         ack: list[str],
         stream: str,
         group: str,
         now: float,
     ) -> dict[str, int]:
+        """Queue each alert (with its JSON as it came, already validated) for its routes and ack
+        the entries, in one script. The alerts' JSON goes as arguments of their own, not inside
+        the payload: nothing is encoded again here or escaped and decoded in the script."""
         payload: dict[str, Any] = {
             "prefix": self.ns, "now": now, "now_iso": iso(now), "retention": self.retention,
             "dedup_retention": self.dedup_retention, "stream": stream, "group": group,
@@ -316,7 +329,7 @@ class Outbox:
             "items": [
                 {
                     "aid": alert.alert_id,
-                    "alert": alert.model_dump_json(exclude_none=True),
+                    "arg": n,  # ARGV[n]: the alert's JSON (ARGV[1] is the payload)
                     "subs": [
                         {
                             "name": q.subscription, "silence": q.silence or "", "window": q.window,
@@ -326,11 +339,12 @@ class Outbox:
                         for q in queued
                     ],
                 }
-                for alert, queued in items
+                for n, (alert, _, queued) in enumerate(items, start=2)
             ],
         }  # fmt: skip
         # cjson turns an empty list into an empty object; both iterate as nothing in Lua.
-        reply = await self._accept(keys=[self.key("recent")], args=[json.dumps(payload, ensure_ascii=False)])
+        args = [json.dumps(payload, ensure_ascii=False), *(raw for _, raw, _ in items)]
+        reply = await self._accept(keys=[self.key("recent")], args=args)
         if self.separate_ack and ack:
             await self.redis.xack(stream, group, *ack)
         counts: dict[str, int] = json.loads(reply)
@@ -363,24 +377,27 @@ class Outbox:
         units: int,
         limits: dict[str, int],
         flying: list[str],
-    ) -> list[list[Claimed]]:
+    ) -> tuple[list[list[Claimed]], list[Silence]]:
         """Lease due messages of a channel, in one script: up to ``units`` sends, each of up to
         ``limits[subscription]`` messages of one subscription (messages due together, a backlog,
-        go out as one send). With their alerts, read in the same script. ``flying``: messages
-        this sender is still sending (not taken again even if their lease ran out)."""
+        go out as one send). With their alerts and every silence, read in the same script.
+        ``flying``: messages this sender is still sending (not taken again even if their lease
+        ran out)."""
         payload = {
             "prefix": self.ns, "now": now, "lease": lease, "units": units, "limits": limits,
             "flying": flying, "scan": max(64, 4 * units * max(limits.values(), default=1)),
         }  # fmt: skip
         reply = await self._claim(keys=[self.key("due", channel)], args=[json.dumps(payload)])
+        plan, silences, *bodies = reply
+        parsed = {
+            text(aid): Alert.model_validate_json(raw)
+            for aid, raw in zip(bodies[::2], bodies[1::2], strict=True)
+        }
         claimed: list[list[Claimed]] = []
-        for unit in json.loads(reply):
-            # An empty Lua table encodes as {}: no alerts, or no alert ids.
-            parsed = {
-                aid: Alert.model_validate_json(raw) for aid, raw in (unit["alerts"] or {}).items() if raw
-            }
+        for unit in json.loads(plan):
             messages = []
             for m in unit["messages"]:
+                # An empty Lua table encodes as {}: a message without alert ids.
                 unique = list(dict.fromkeys(m["alerts"] or []))
                 alerts = [parsed[a] for a in unique if a in parsed]
                 messages.append(Claimed(
@@ -388,7 +405,7 @@ class Outbox:
                     attempts=int(m["attempts"]), alerts=alerts,
                 ))  # fmt: skip
             claimed.append(messages)
-        return claimed
+        return claimed, parse_silences(silences[1::2])
 
     async def finish(self, outcomes: list[Outcome], now: float, *, ms: float | None = None) -> None:
         """Record what became of messages sent together: ``sent``, ``failed`` (due again at its

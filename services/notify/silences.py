@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -106,6 +106,11 @@ def first_match(silences: Sequence[Silence], alert: Alert, subscription: str, no
     return next((s for s in silences if s.active(now) and s.matches(alert, subscription)), None)
 
 
+def parse_silences(stored: Iterable[bytes | str]) -> list[Silence]:
+    """Silences as stored (the hash's values), oldest first."""
+    return sorted((Silence.model_validate_json(v) for v in stored), key=lambda s: s.created_at)
+
+
 class SilenceStore:
     """Silences in Redis: ``<ns>:notify:silences`` (id -> JSON) and ``<ns>:notify:silenced`` (id -> count)."""
 
@@ -130,7 +135,7 @@ class SilenceStore:
 
     async def all(self) -> list[Silence]:
         raw = await self.redis.hgetall(self.key)
-        return sorted((Silence.model_validate_json(v) for v in raw.values()), key=lambda s: s.created_at)
+        return parse_silences(raw.values())
 
     async def active(self, now: float) -> list[Silence]:
         return [s for s in await self.all() if s.active(now)]

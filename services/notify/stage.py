@@ -29,14 +29,14 @@ from dataclasses import replace
 from typing import Any
 
 from schemas.alert import Alert
-from schemas.streams import NOTIFY_GROUP
+from schemas.streams import ALERT_FIELD, NOTIFY_GROUP
 from services import metrics
 from services.logging import get_logger
 from services.notify import plan
 from services.notify.channels import Channel, load_channels
 from services.notify.outbox import Claimed, Outbox, Outcome, Queued
 from services.notify.render import Renderer
-from services.notify.silences import SilenceStore, first_match
+from services.notify.silences import Silence, SilenceStore, first_match
 from services.notify.subscriptions import Subscription, load_subscriptions, renderer_for
 from services.redact import redact
 from services.runtime import Consumes, Context
@@ -111,7 +111,7 @@ class NotifyStage:
             reason = f"channel {channel} is no longer configured (removed, or its URL changed)"
             self.log.warning("messages for an unknown channel", channel=channel, messages=count)
             # Every queued message, due or not (a time past any schedule), 100 at a time.
-            while units := await self.outbox.claim(channel, 1e18, 60, units=100, limits={}, flying=[]):
+            while units := (await self.outbox.claim(channel, 1e18, 60, units=100, limits={}, flying=[]))[0]:
                 outcomes = [
                     Outcome(
                         m,
@@ -177,8 +177,8 @@ class NotifyStage:
             await self.silences.purge(now, keep=settings.notify_history_retention)
         silences = await self.silences.active(now)
         tags = [(ch.id, ch.tags) for ch in self.channels if ch.id in self._wake]
-        items: list[tuple[Alert, list[Queued]]] = []
-        for _, alert in decoded:
+        items: list[tuple[Alert, bytes, list[Queued]]] = []
+        for entry, alert in decoded:
             routes = plan.route(alert, self.subscriptions, tags, silences, now)
             queued = [
                 Queued(
@@ -192,7 +192,7 @@ class NotifyStage:
                 )
                 for r in routes
             ]
-            items.append((alert, queued))
+            items.append((alert, entry.fields[ALERT_FIELD.encode()], queued))
             # Per alert at debug only: at thousands of alerts a second this line cost more than
             # routing them. Each alert's route is in its history (``tradewatch alerts show``).
             self.log.debug(
@@ -244,15 +244,15 @@ class NotifyStage:
                     # a message queued meanwhile is sent now rather than after a poll interval.
                     wake.clear()
                     free = concurrency - len(flying)
-                    units = []
+                    units: list[list[Claimed]] = []
                     if free > 0:
                         in_hand = [d for ids in flying.values() for d in ids]
-                        units = await self.outbox.claim(
+                        units, silences = await self.outbox.claim(
                             channel.id, time.time(), lease, units=free, limits=limits, flying=in_hand
                         )
                     # Claimed messages are leased: they are sent even when a stop came meanwhile.
                     for unit in units:
-                        task = asyncio.create_task(self._send(channel, unit))
+                        task = asyncio.create_task(self._send(channel, unit, silences))
                         flying[task] = [m.id for m in unit]
                         task.add_done_callback(functools.partial(self._landed, flying, wake=wake, log=log))
                     if units:
@@ -290,8 +290,9 @@ class NotifyStage:
         if not task.cancelled() and (error := task.exception()) is not None:
             log.error("sender failed", error=redact(f"{type(error).__name__}: {error}"))
 
-    async def _send(self, channel: Channel, messages: list[Claimed]) -> None:
-        """One send of claimed messages of one subscription, then its record, in one script."""
+    async def _send(self, channel: Channel, messages: list[Claimed], silences: list[Silence]) -> None:
+        """One send of claimed messages of one subscription, then its record, in one script.
+        ``silences``: every silence, as read when the messages were claimed."""
         settings = self.ctx.settings
         started = time.perf_counter()
         subscription = messages[0].subscription
@@ -305,7 +306,7 @@ class NotifyStage:
         # Silences are checked again now: one added while a message waited (a group wait, a
         # digest, a retry) holds what it matches, as it would have at intake.
         now = time.time()
-        silences = await self.silences.active(now)
+        silences = [s for s in silences if s.active(now)]
         if silences and present:
             kept = []
             for m in present:
