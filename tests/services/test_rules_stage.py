@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
+import pytest
 import redis
 
 from schemas.alert import Alert
+from services.rules import engine
 from services.rules.stage import RulesStage
 from services.settings import Settings
 from tests.fixtures.news_facts import EXPECTED_RULES, NEWS_REPORT
@@ -66,3 +69,34 @@ async def test_entries_written_before_the_group_exists_are_read(
     assert not raw_redis.exists(names.alerts)
     await run_burst(settings, lambda ctx: [RulesStage(ctx)])
     assert raw_redis.xlen(names.alerts) > 0
+
+
+async def test_a_defect_building_a_fired_alert_dead_letters_only_its_report(
+    settings: Settings, raw_redis: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The alert of a rule over time is built only once its state fires it, after the batch's
+    # state call: a defect there still dead-letters that one report, and the others of the
+    # batch get their own decisions and alerts.
+    build = engine._alert
+
+    def failing(*args: Any, **kwargs: Any) -> Alert:
+        alert = build(*args, **kwargs)
+        if alert.report_id == "broken" and alert.rule_id == "new-machinery-heading":
+            raise RuntimeError("cannot build this alert")
+        return alert
+
+    monkeypatch.setattr(engine, "_alert", failing)
+    names = settings.streams
+    raw_redis.xadd(names.reports, {"report": json.dumps({**NEWS_REPORT, "report_id": "broken"})})
+    raw_redis.xadd(names.reports, {"report": json.dumps(NEWS_REPORT)})
+
+    await run_burst(settings, lambda ctx: [RulesStage(ctx)])
+
+    dead = raw_redis.xrange(names.reports_dead)
+    assert [json.loads(f[b"report"])["report_id"] for _, f in dead] == ["broken"]
+    assert dead[0][1][b"dead.reason"] == b"rule evaluation failed: RuntimeError: cannot build this alert"
+    alerts = [Alert.model_validate_json(f[b"alert"]) for _, f in raw_redis.xrange(names.alerts)]
+    assert {a.report_id for a in alerts} == {NEWS_REPORT["report_id"]}
+    assert {a.rule_id for a in alerts} >= EXPECTED_RULES
+    groups = {g["name"].decode(): g for g in raw_redis.xinfo_groups(names.reports)}
+    assert groups["rules"]["pending"] == 0
