@@ -26,7 +26,6 @@ from typing import Any, Protocol
 import redis.asyncio as aredis
 from faststream import AckPolicy, FastStream
 from faststream.redis import RedisBroker, RedisClusterBroker, StreamSub
-from faststream.redis.annotations import RedisBatchStreamMessage as BatchMessageParam
 from faststream.redis.message import RedisBatchStreamMessage
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
@@ -124,8 +123,10 @@ async def _parse_batch(raw: Any) -> RedisBatchStreamMessage:
     return RedisBatchStreamMessage(raw_message=raw, body=b"", consumer=None, group=None)  # type: ignore[arg-type]
 
 
-async def _decode_nothing(_: Any) -> None:
-    return None
+async def _decode_as_is(message: RedisBatchStreamMessage) -> RedisBatchStreamMessage:
+    # The handler takes the message as its body, not through a ``Context`` parameter: the
+    # injector resolves such parameters in a worker thread, a thread hop for every batch.
+    return message
 
 
 @dataclass
@@ -151,11 +152,11 @@ class StreamWorker:
         }
         reader = broker.subscriber(
             stream=StreamSub(self.consumes.stream, max_records=s.batch_size, **common),
-            parser=_parse_batch, decoder=_decode_nothing, ack_policy=AckPolicy.MANUAL,
+            parser=_parse_batch, decoder=_decode_as_is, ack_policy=AckPolicy.MANUAL,
             title=f"{self.stage.name}-reader",
         )  # fmt: skip
 
-        async def read_new(message: BatchMessageParam) -> None:
+        async def read_new(message: Any) -> None:
             await self.on_batch(message, reclaimed=False)
 
         reader(read_new)
