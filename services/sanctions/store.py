@@ -15,6 +15,7 @@ immutable version keys: it sees the old list or the new one, never half of eithe
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -144,15 +145,25 @@ def signature(pointers: dict[str, str]) -> str:
 
 
 class ScreeningCache:
-    """The stage's screening index, rebuilt when a list version changes (checked once per batch)."""
+    """The stage's screening index, rebuilt when a list version changes.
 
-    def __init__(self, redis: aredis.Redis, settings: Settings) -> None:
+    The versions are looked up at most every ``recheck`` seconds (0: on every call): a list
+    loaded is in force for the next batch at most that long after, and a worker handling small
+    batches does not pay a round trip to the server for each of them.
+    """
+
+    def __init__(self, redis: aredis.Redis, settings: Settings, recheck: float = 1.0) -> None:
         self.store = SanctionsStore(redis, settings)
         self.candidates = settings.sanctions_candidates
         self.index: ScreeningIndex | None = None
+        self.recheck = recheck
+        self._next_check = 0.0
         self.log = get_logger(component="sanctions")
 
     async def current(self) -> ScreeningIndex:
+        if self.index is not None and time.monotonic() < self._next_check:
+            return self.index
+        self._next_check = time.monotonic() + self.recheck
         pointers = await self.store.pointers()
         if self.index is not None and self.index.version == signature(pointers):
             return self.index

@@ -72,7 +72,7 @@ async def test_a_reload_replaces_the_list_at_once(ctx: Context, raw_redis: redis
 
 
 async def test_the_stage_cache_follows_list_versions(ctx: Context) -> None:
-    cache = ScreeningCache(ctx.redis, ctx.settings)
+    cache = ScreeningCache(ctx.redis, ctx.settings, recheck=0)
     assert len(await cache.current()) == 0
     store = SanctionsStore(ctx.redis, ctx.settings)
     await store.save("un-sc", ListFormat.UN_XML, str(SAMPLE_XML), read_list(SAMPLE_XML, "un-sc"))
