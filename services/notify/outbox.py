@@ -165,9 +165,11 @@ for _, did in ipairs(redis.call('ZRANGEBYSCORE', due, '-inf', p.now, 'LIMIT', 0,
     end
   end
 end
--- The alerts' JSON as replies of their own (not inside the units' JSON: never escaped), and
--- the silences, checked again right before the send, read in the same call.
-local reply = {cjson.encode(units), redis.call('HGETALL', P .. 'silences')}
+-- The alerts' JSON as replies of their own (not inside the units' JSON: never escaped), the
+-- silences, checked again right before the send, and when the next message is due (a sender
+-- with nothing to send sleeps until then), all read in the same call.
+local first = redis.call('ZRANGE', due, 0, 0, 'WITHSCORES')
+local reply = {cjson.encode(units), redis.call('HGETALL', P .. 'silences'), first[2] or ''}
 for _, b in ipairs(bodies) do reply[#reply + 1] = b end
 return reply
 """
@@ -273,6 +275,15 @@ class Claimed:
 
 
 @dataclass(frozen=True)
+class Claim:
+    units: list[list[Claimed]]
+    """Sends to make, each a list of messages of one subscription."""
+    silences: list[Silence]
+    next_due: float | None
+    """When the first message of the schedule is due (after this claim), if any."""
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What one send did for one of the messages in it."""
 
@@ -350,10 +361,6 @@ class Outbox:
         counts: dict[str, int] = json.loads(reply)
         return counts
 
-    async def next_due(self, channel: str) -> float | None:
-        first = await self.redis.zrange(self.key("due", channel), 0, 0, withscores=True)
-        return float(first[0][1]) if first else None
-
     async def queued_channels(self) -> dict[str, int]:
         """Every channel with messages in its schedule, and how many."""
         prefix = self.key("due", "")
@@ -377,18 +384,18 @@ class Outbox:
         units: int,
         limits: dict[str, int],
         flying: list[str],
-    ) -> tuple[list[list[Claimed]], list[Silence]]:
+    ) -> Claim:
         """Lease due messages of a channel, in one script: up to ``units`` sends, each of up to
         ``limits[subscription]`` messages of one subscription (messages due together, a backlog,
-        go out as one send). With their alerts and every silence, read in the same script.
-        ``flying``: messages this sender is still sending (not taken again even if their lease
-        ran out)."""
+        go out as one send). With their alerts, every silence and the next due time, read in the
+        same script. ``flying``: messages this sender is still sending (not taken again even if
+        their lease ran out)."""
         payload = {
             "prefix": self.ns, "now": now, "lease": lease, "units": units, "limits": limits,
             "flying": flying, "scan": max(64, 4 * units * max(limits.values(), default=1)),
         }  # fmt: skip
         reply = await self._claim(keys=[self.key("due", channel)], args=[json.dumps(payload)])
-        plan, silences, *bodies = reply
+        plan, silences, upcoming, *bodies = reply
         parsed = {
             text(aid): Alert.model_validate_json(raw)
             for aid, raw in zip(bodies[::2], bodies[1::2], strict=True)
@@ -405,7 +412,7 @@ class Outbox:
                     attempts=int(m["attempts"]), alerts=alerts,
                 ))  # fmt: skip
             claimed.append(messages)
-        return claimed, parse_silences(silences[1::2])
+        return Claim(claimed, parse_silences(silences[1::2]), float(upcoming) if upcoming else None)
 
     async def finish(self, outcomes: list[Outcome], now: float, *, ms: float | None = None) -> None:
         """Record what became of messages sent together: ``sent``, ``failed`` (due again at its

@@ -111,7 +111,9 @@ class NotifyStage:
             reason = f"channel {channel} is no longer configured (removed, or its URL changed)"
             self.log.warning("messages for an unknown channel", channel=channel, messages=count)
             # Every queued message, due or not (a time past any schedule), 100 at a time.
-            while units := (await self.outbox.claim(channel, 1e18, 60, units=100, limits={}, flying=[]))[0]:
+            while units := (
+                await self.outbox.claim(channel, 1e18, 60, units=100, limits={}, flying=[])
+            ).units:
                 outcomes = [
                     Outcome(
                         m,
@@ -244,27 +246,28 @@ class NotifyStage:
                     # a message queued meanwhile is sent now rather than after a poll interval.
                     wake.clear()
                     free = concurrency - len(flying)
-                    units: list[list[Claimed]] = []
-                    if free > 0:
-                        in_hand = [d for ids in flying.values() for d in ids]
-                        units, silences = await self.outbox.claim(
-                            channel.id, time.time(), lease, units=free, limits=limits, flying=in_hand
-                        )
+                    if free <= 0:  # full: wait for a send to land
+                        await asyncio.wait(flying, timeout=poll, return_when=asyncio.FIRST_COMPLETED)
+                        continue
+                    in_hand = [d for ids in flying.values() for d in ids]
+                    claim = await self.outbox.claim(
+                        channel.id, time.time(), lease, units=free, limits=limits, flying=in_hand
+                    )
                     # Claimed messages are leased: they are sent even when a stop came meanwhile.
-                    for unit in units:
-                        task = asyncio.create_task(self._send(channel, unit, silences))
+                    for unit in claim.units:
+                        task = asyncio.create_task(self._send(channel, unit, claim.silences))
                         flying[task] = [m.id for m in unit]
                         task.add_done_callback(functools.partial(self._landed, flying, wake=wake, log=log))
-                    if units:
+                    if claim.units:
                         continue
-                    if flying:  # full, or nothing else due: wait for a send or a wake-up
+                    if flying:  # nothing else due: wait for a send or a wake-up
                         waiter = asyncio.ensure_future(wake.wait())
                         await asyncio.wait(
                             [waiter, *flying], timeout=poll, return_when=asyncio.FIRST_COMPLETED
                         )
                         waiter.cancel()
                         continue
-                    upcoming = await self.outbox.next_due(channel.id)
+                    upcoming = claim.next_due
                     wait = poll if upcoming is None else min(poll, max(0.005, upcoming - time.time()))
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(wake.wait(), wait)
