@@ -302,6 +302,83 @@ async def test_alerts_and_silence_commands_on_a_cluster(
         node.close()
 
 
+async def test_dlq_commands_for_reports_on_a_cluster(
+    cluster_url: str, settings: Settings, httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    s = _on_cluster(cluster_url, settings, tmp_path, Receiver(httpserver))
+    names = s.streams
+    node = RedisCluster.from_url(cluster_url.replace("redis+cluster://", "redis://"))
+    try:
+        shards = _partition_on_each_shard(node, names)
+        # A malformed report on a partition of each shard, as a producer in another language might write.
+        for p in shards:
+            node.xadd(names.report_stream(p), {"report": json.dumps({"report_id": f"bad-{p}", "items": 7})})
+        await run_burst(s, lambda ctx: [RulesStage(ctx)], timeout=120)
+        assert [node.xlen(names.reports_dead_stream(p)) for p in shards] == [1, 1, 1]
+        # Entry ids are per stream: two shards that dead-letter in the same millisecond give their
+        # dead letters the same id. Make it so for the last two (same fields, one common id).
+        common = f"{int(time.time() * 1000) + 1}-0"
+        for p in shards[1:]:
+            ((old_id, fields),) = node.xrange(names.reports_dead_stream(p))
+            node.xadd(names.reports_dead_stream(p), fields, id=common)
+            node.xdel(names.reports_dead_stream(p), old_id)
+
+        listed = await _tw(s, "dlq", "list", "rules", "--json")
+        assert listed.exit_code == 0, listed.output
+        rows = {json.loads(line)["id"]: json.loads(line) for line in listed.stdout.splitlines()}
+        assert len(rows) == 3  # one row, one id, for each dead letter
+        ref = {p: next(i for i in rows if i.endswith(f"@p{p}")) for p in shards}
+        ((first_id, _),) = node.xrange(names.reports_dead_stream(shards[0]))
+        assert ref == {shards[0]: f"{first_id.decode()}@p{shards[0]}"} | {
+            p: f"{common}@p{p}" for p in shards[1:]
+        }
+        assert all("items" in r["reason"] for r in rows.values())
+
+        for p in shards:
+            shown = await _tw(s, "dlq", "show", "rules", ref[p])
+            assert shown.exit_code == 0, shown.output
+            fields = json.loads(shown.stdout)["fields"]
+            assert json.loads(fields["report"])["report_id"] == f"bad-{p}"
+            assert fields["dead.stream"] == names.report_stream(p)
+        # A bare id is enough where it names one dead letter; where it names two, nothing is done.
+        shown = await _tw(s, "dlq", "show", "rules", first_id.decode())
+        assert json.loads(json.loads(shown.stdout)["fields"]["report"])["report_id"] == f"bad-{shards[0]}"
+        for command in (["show"], ["replay"], ["purge", "--yes"]):
+            refused = await _tw(s, "dlq", command[0], "rules", common, *command[1:])
+            assert refused.exit_code == 1, refused.output
+            assert f"{common}@p{shards[1]}" in refused.output
+            assert f"{common}@p{shards[2]}" in refused.output
+        assert [node.xlen(names.reports_dead_stream(p)) for p in shards] == [1, 1, 1]
+
+        # Replayed with nothing fixed: back on its own partition, and dead-lettered there again.
+        again = shards[1]
+        replayed = await _tw(s, "dlq", "replay", "rules", ref[again])
+        assert replayed.exit_code == 0, replayed.output
+        assert [node.xlen(names.reports_dead_stream(p)) for p in shards] == [1, 0, 1]
+        (back,) = node.xrevrange(names.report_stream(again), count=1)
+        assert set(back[1]) == {b"report"}  # the original fields only
+        assert json.loads(replayed.stdout) == {"replayed": ref[again], "as": back[0].decode()}
+        await run_burst(s, lambda ctx: [RulesStage(ctx)], timeout=120)
+        ((again_id, fields),) = node.xrange(names.reports_dead_stream(again))
+        assert fields[b"dead.entry_id"] == back[0]
+        ref[again] = f"{again_id.decode()}@p{again}"
+        listed = await _tw(s, "dlq", "list", "rules")
+        assert {json.loads(line)["id"] for line in listed.stdout.splitlines()} == set(ref.values())
+
+        # Purged: one by its id, then the rest, each from the partition that holds it.
+        assert (await _tw(s, "dlq", "purge", "rules", ref[shards[2]])).exit_code == 1  # no --yes
+        purged = await _tw(s, "dlq", "purge", "rules", ref[shards[2]], "--yes")
+        assert purged.exit_code == 0, purged.output
+        assert [node.xlen(names.reports_dead_stream(p)) for p in shards] == [1, 1, 0]
+        purged = await _tw(s, "dlq", "purge", "rules", "--yes")
+        assert purged.exit_code == 0, purged.output
+        assert purged.stdout.startswith("2 purged")
+        assert [node.xlen(names.reports_dead_stream(p)) for p in range(PARTITIONS)] == [0] * PARTITIONS
+        assert (await _tw(s, "dlq", "list", "rules")).stdout == ""
+    finally:
+        node.close()
+
+
 async def test_notify_dead_letters_are_replayed_and_delivered_once_on_a_cluster(
     cluster_url: str, settings: Settings, httpserver: HTTPServer, tmp_path: Path
 ) -> None:
