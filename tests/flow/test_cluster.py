@@ -7,7 +7,6 @@ notify consume every partition, and a real HTTP channel receives each alert exac
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import shutil
@@ -16,6 +15,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -195,15 +195,21 @@ def _on_cluster(
     })  # fmt: skip
 
 
-async def _tw(s: Settings, *args: str) -> Result:
-    """The ``tradewatch`` command as an operator runs it against the cluster (stdout not a terminal)."""
+def _tw(s: Settings, *args: str) -> Result:
+    """The ``tradewatch`` command as an operator runs it against the cluster (stdout not a terminal).
+
+    It runs its own event loop, as from a shell, so it gets a thread; and this test's loop waits
+    for it without running anything else: the runner swaps ``sys.stdout`` for the whole process,
+    and a task still winding down from a burst (FastStream logs each subscriber task's end) would
+    otherwise write into the command's output.
+    """
     env = {
         "TRADEWATCH_REDIS_URL": s.redis_url.get_secret_value() if s.redis_url else "",
         "TRADEWATCH_PARTITIONS": str(s.partitions),
         "TRADEWATCH_NAMESPACE": s.namespace,
     }
-    # The commands run their own event loop, as from a shell: give them a thread.
-    result = await asyncio.to_thread(CliRunner().invoke, cli, list(args), env=env)
+    with ThreadPoolExecutor(1) as pool:
+        result = pool.submit(CliRunner().invoke, cli, list(args), env=env).result()
     configure_logging()  # the command logged to the runner's stream, closed by now
     return result
 
@@ -247,7 +253,7 @@ async def test_alerts_and_silence_commands_on_a_cluster(
         delivered = _alert_ids(node, names)
         assert sorted(receiver.alert_ids()) == sorted(delivered)
 
-        listing = await _tw(s, "alerts", "list", "--limit", "100")
+        listing = _tw(s, "alerts", "list", "--limit", "100")
         assert listing.exit_code == 0, listing.output
         lines = listing.stdout.splitlines()
         assert len(lines) == len(delivered)
@@ -256,15 +262,15 @@ async def test_alerts_and_silence_commands_on_a_cluster(
             assert f"report {report_id}" in line
             assert line.endswith("[sent 1]")
         alert_id = sorted(delivered)[0]
-        shown = await _tw(s, "alerts", "show", alert_id)
+        shown = _tw(s, "alerts", "show", alert_id)
         assert shown.exit_code == 0, shown.output
         assert shown.stdout.startswith(alert_id)
         events = [line.split()[1] for line in shown.stdout.splitlines()[3:]]
         assert events == ["queued", "sent"]
-        assert (await _tw(s, "alerts", "show", "a-nope")).exit_code == 1
+        assert (_tw(s, "alerts", "show", "a-nope")).exit_code == 1
 
         # A silence on one source holds its reports' alerts, on whichever shard they land.
-        added = await _tw(s, "silence", "add", "--match", "source=held", "--for", "1h",
+        added = _tw(s, "silence", "add", "--match", "source=held", "--for", "1h",
                           "--by", "kim", "--reason", "known shipment")  # fmt: skip
         assert added.exit_code == 0, added.output
         silence_id = added.stdout.strip()
@@ -275,23 +281,23 @@ async def test_alerts_and_silence_commands_on_a_cluster(
         held_ids = set(_alert_ids(node, names)) - set(delivered)
         assert held_ids
         assert sorted(receiver.alert_ids()) == sorted(delivered)  # nothing of the held source sent
-        listed = await _tw(s, "silence", "list")
+        listed = _tw(s, "silence", "list")
         assert listed.exit_code == 0, listed.output
         (line,) = listed.stdout.splitlines()
         assert line.startswith(f"{silence_id}  active")
         assert f"silenced {len(held_ids)}" in line
         assert "by kim" in line
-        listing = await _tw(s, "alerts", "list", "--limit", "100")
+        listing = _tw(s, "alerts", "list", "--limit", "100")
         held_lines = [line for line in listing.stdout.splitlines() if line.split()[1] in held_ids]
         assert len(held_lines) == len(held_ids)
         assert all(line.endswith("[silenced 1]") for line in held_lines)
-        shown = await _tw(s, "alerts", "show", min(held_ids))
+        shown = _tw(s, "alerts", "show", min(held_ids))
         assert [line.split()[1] for line in shown.stdout.splitlines()[3:]] == ["silenced"]
 
-        expired = await _tw(s, "silence", "expire", silence_id)
+        expired = _tw(s, "silence", "expire", silence_id)
         assert expired.exit_code == 0, expired.output
-        assert (await _tw(s, "silence", "list")).stdout.strip() == "no active silences"
-        assert f"{silence_id}  expired" in (await _tw(s, "silence", "list", "--all")).stdout
+        assert (_tw(s, "silence", "list")).stdout.strip() == "no active silences"
+        assert f"{silence_id}  expired" in (_tw(s, "silence", "list", "--all")).stdout
         after = _report_on(names, shards[0], "after", source="held")
         node.xadd(names.report_stream(shards[0]), {"report": json.dumps(after)})
         await run_burst(s, lambda ctx: [RulesStage(ctx), NotifyStage(ctx)], timeout=120)
@@ -323,7 +329,7 @@ async def test_dlq_commands_for_reports_on_a_cluster(
             node.xadd(names.reports_dead_stream(p), fields, id=common)
             node.xdel(names.reports_dead_stream(p), old_id)
 
-        listed = await _tw(s, "dlq", "list", "rules", "--json")
+        listed = _tw(s, "dlq", "list", "rules", "--json")
         assert listed.exit_code == 0, listed.output
         rows = {json.loads(line)["id"]: json.loads(line) for line in listed.stdout.splitlines()}
         assert len(rows) == 3  # one row, one id, for each dead letter
@@ -335,16 +341,16 @@ async def test_dlq_commands_for_reports_on_a_cluster(
         assert all("items" in r["reason"] for r in rows.values())
 
         for p in shards:
-            shown = await _tw(s, "dlq", "show", "rules", ref[p])
+            shown = _tw(s, "dlq", "show", "rules", ref[p])
             assert shown.exit_code == 0, shown.output
             fields = json.loads(shown.stdout)["fields"]
             assert json.loads(fields["report"])["report_id"] == f"bad-{p}"
             assert fields["dead.stream"] == names.report_stream(p)
         # A bare id is enough where it names one dead letter; where it names two, nothing is done.
-        shown = await _tw(s, "dlq", "show", "rules", first_id.decode())
+        shown = _tw(s, "dlq", "show", "rules", first_id.decode())
         assert json.loads(json.loads(shown.stdout)["fields"]["report"])["report_id"] == f"bad-{shards[0]}"
         for command in (["show"], ["replay"], ["purge", "--yes"]):
-            refused = await _tw(s, "dlq", command[0], "rules", common, *command[1:])
+            refused = _tw(s, "dlq", command[0], "rules", common, *command[1:])
             assert refused.exit_code == 1, refused.output
             assert f"{common}@p{shards[1]}" in refused.output
             assert f"{common}@p{shards[2]}" in refused.output
@@ -352,7 +358,7 @@ async def test_dlq_commands_for_reports_on_a_cluster(
 
         # Replayed with nothing fixed: back on its own partition, and dead-lettered there again.
         again = shards[1]
-        replayed = await _tw(s, "dlq", "replay", "rules", ref[again])
+        replayed = _tw(s, "dlq", "replay", "rules", ref[again])
         assert replayed.exit_code == 0, replayed.output
         assert [node.xlen(names.reports_dead_stream(p)) for p in shards] == [1, 0, 1]
         (back,) = node.xrevrange(names.report_stream(again), count=1)
@@ -362,19 +368,19 @@ async def test_dlq_commands_for_reports_on_a_cluster(
         ((again_id, fields),) = node.xrange(names.reports_dead_stream(again))
         assert fields[b"dead.entry_id"] == back[0]
         ref[again] = f"{again_id.decode()}@p{again}"
-        listed = await _tw(s, "dlq", "list", "rules")
+        listed = _tw(s, "dlq", "list", "rules")
         assert {json.loads(line)["id"] for line in listed.stdout.splitlines()} == set(ref.values())
 
         # Purged: one by its id, then the rest, each from the partition that holds it.
-        assert (await _tw(s, "dlq", "purge", "rules", ref[shards[2]])).exit_code == 1  # no --yes
-        purged = await _tw(s, "dlq", "purge", "rules", ref[shards[2]], "--yes")
+        assert (_tw(s, "dlq", "purge", "rules", ref[shards[2]])).exit_code == 1  # no --yes
+        purged = _tw(s, "dlq", "purge", "rules", ref[shards[2]], "--yes")
         assert purged.exit_code == 0, purged.output
         assert [node.xlen(names.reports_dead_stream(p)) for p in shards] == [1, 1, 0]
-        purged = await _tw(s, "dlq", "purge", "rules", "--yes")
+        purged = _tw(s, "dlq", "purge", "rules", "--yes")
         assert purged.exit_code == 0, purged.output
         assert purged.stdout.startswith("2 purged")
         assert [node.xlen(names.reports_dead_stream(p)) for p in range(PARTITIONS)] == [0] * PARTITIONS
-        assert (await _tw(s, "dlq", "list", "rules")).stdout == ""
+        assert (_tw(s, "dlq", "list", "rules")).stdout == ""
     finally:
         node.close()
 
@@ -399,15 +405,15 @@ async def test_notify_dead_letters_are_replayed_and_delivered_once_on_a_cluster(
         assert sum(dead.values()) == len(alerts)
         assert all(dead.values()), dead  # each alert's dead letter is on its own partition
 
-        listed = await _tw(s, "dlq", "list", "notify", "--limit", "100")
+        listed = _tw(s, "dlq", "list", "notify", "--limit", "100")
         rows = [json.loads(line) for line in listed.stdout.splitlines()]
         assert len(rows) == len(alerts)
         assert all("gave up after 1 attempts" in r["reason"] for r in rows)
-        shown = await _tw(s, "dlq", "show", "notify", rows[0]["id"])
+        shown = _tw(s, "dlq", "show", "notify", rows[0]["id"])
         assert json.loads(json.loads(shown.stdout)["fields"]["alert"])["alert_id"] in alerts
 
         receiver.fail_next = 0  # the channel works again; the operator replays every dead letter
-        replayed = await _tw(s, "dlq", "replay", "notify", "--all")
+        replayed = _tw(s, "dlq", "replay", "notify", "--all")
         assert replayed.exit_code == 0, replayed.output
         assert len(replayed.stdout.splitlines()) == len(alerts)
         assert [node.xlen(names.alerts_dead_stream(p)) for p in range(PARTITIONS)] == [0] * PARTITIONS
@@ -416,7 +422,7 @@ async def test_notify_dead_letters_are_replayed_and_delivered_once_on_a_cluster(
         assert sorted(receiver.alert_ids()) == sorted(alerts)  # each alert once
         for p in range(PARTITIONS):
             assert node.xpending(names.alert_stream(p), "notify")["pending"] == 0
-        shown = await _tw(s, "alerts", "show", sorted(alerts)[0])
+        shown = _tw(s, "alerts", "show", sorted(alerts)[0])
         assert [line.split()[1] for line in shown.stdout.splitlines()[3:]] == [
             "queued",
             "dead",
