@@ -267,11 +267,11 @@ async def test_alerts_and_silence_commands_on_a_cluster(
         assert shown.stdout.startswith(alert_id)
         events = [line.split()[1] for line in shown.stdout.splitlines()[3:]]
         assert events == ["queued", "sent"]
-        assert (_tw(s, "alerts", "show", "a-nope")).exit_code == 1
+        assert _tw(s, "alerts", "show", "a-nope").exit_code == 1
 
         # A silence on one source holds its reports' alerts, on whichever shard they land.
         added = _tw(s, "silence", "add", "--match", "source=held", "--for", "1h",
-                          "--by", "kim", "--reason", "known shipment")  # fmt: skip
+                    "--by", "kim", "--reason", "known shipment")  # fmt: skip
         assert added.exit_code == 0, added.output
         silence_id = added.stdout.strip()
         for p in shards:
@@ -296,8 +296,8 @@ async def test_alerts_and_silence_commands_on_a_cluster(
 
         expired = _tw(s, "silence", "expire", silence_id)
         assert expired.exit_code == 0, expired.output
-        assert (_tw(s, "silence", "list")).stdout.strip() == "no active silences"
-        assert f"{silence_id}  expired" in (_tw(s, "silence", "list", "--all")).stdout
+        assert _tw(s, "silence", "list").stdout.strip() == "no active silences"
+        assert f"{silence_id}  expired" in _tw(s, "silence", "list", "--all").stdout
         after = _report_on(names, shards[0], "after", source="held")
         node.xadd(names.report_stream(shards[0]), {"report": json.dumps(after)})
         await run_burst(s, lambda ctx: [RulesStage(ctx), NotifyStage(ctx)], timeout=120)
@@ -372,7 +372,7 @@ async def test_dlq_commands_for_reports_on_a_cluster(
         assert {json.loads(line)["id"] for line in listed.stdout.splitlines()} == set(ref.values())
 
         # Purged: one by its id, then the rest, each from the partition that holds it.
-        assert (_tw(s, "dlq", "purge", "rules", ref[shards[2]])).exit_code == 1  # no --yes
+        assert _tw(s, "dlq", "purge", "rules", ref[shards[2]]).exit_code == 1  # no --yes
         purged = _tw(s, "dlq", "purge", "rules", ref[shards[2]], "--yes")
         assert purged.exit_code == 0, purged.output
         assert [node.xlen(names.reports_dead_stream(p)) for p in shards] == [1, 1, 0]
@@ -380,7 +380,7 @@ async def test_dlq_commands_for_reports_on_a_cluster(
         assert purged.exit_code == 0, purged.output
         assert purged.stdout.startswith("2 purged")
         assert [node.xlen(names.reports_dead_stream(p)) for p in range(PARTITIONS)] == [0] * PARTITIONS
-        assert (_tw(s, "dlq", "list", "rules")).stdout == ""
+        assert _tw(s, "dlq", "list", "rules").stdout == ""
     finally:
         node.close()
 
@@ -401,16 +401,20 @@ async def test_notify_dead_letters_are_replayed_and_delivered_once_on_a_cluster(
         await run_burst(s, lambda ctx: [RulesStage(ctx), NotifyStage(ctx)], timeout=120)
         alerts = _alert_ids(node, names)
         assert receiver.messages == []
-        dead = {p: node.xlen(names.alerts_dead_stream(p)) for p in shards}
-        assert sum(dead.values()) == len(alerts)
-        assert all(dead.values()), dead  # each alert's dead letter is on its own partition
+        dead = {
+            p: [json.loads(f[b"alert"]) for _, f in node.xrange(names.alerts_dead_stream(p))] for p in shards
+        }
+        assert sorted(a["alert_id"] for letters in dead.values() for a in letters) == sorted(alerts)
+        for p, letters in dead.items():  # each alert's dead letter is on its report's partition
+            assert {names.partition(a["report_id"]) for a in letters} == {p}
 
         listed = _tw(s, "dlq", "list", "notify", "--limit", "100")
         rows = [json.loads(line) for line in listed.stdout.splitlines()]
         assert len(rows) == len(alerts)
         assert all("gave up after 1 attempts" in r["reason"] for r in rows)
-        shown = _tw(s, "dlq", "show", "notify", rows[0]["id"])
-        assert json.loads(json.loads(shown.stdout)["fields"]["alert"])["alert_id"] in alerts
+        for p in shards:
+            shown = _tw(s, "dlq", "show", "notify", next(r["id"] for r in rows if r["id"].endswith(f"@p{p}")))
+            assert names.partition(json.loads(json.loads(shown.stdout)["fields"]["alert"])["report_id"]) == p
 
         receiver.fail_next = 0  # the channel works again; the operator replays every dead letter
         replayed = _tw(s, "dlq", "replay", "notify", "--all")
