@@ -142,7 +142,7 @@ def list_(
 ) -> None:
     """List a stage's dead letters: id, when, deliveries, reason."""
     settings = load_settings()
-    stream = dlq.dead_stream(settings.streams, stage)
+    stream = dlq.dead_streams_label(settings.streams, stage)
     entries = _with_redis(settings, lambda r: dlq.list_all(r, settings.streams, stage, limit))
     rows = [e.summary() for e in entries]
     if _as_json(json_out):
@@ -166,8 +166,11 @@ def show(
 ) -> None:
     """Print one dead letter, every field, as JSON."""
     settings = load_settings()
-    stream = dlq.dead_stream(settings.streams, stage)
-    entry = _with_redis(settings, lambda r: dlq.find(r, settings.streams, stage, entry_id))
+    stream = dlq.dead_streams_label(settings.streams, stage)
+    try:
+        entry = _with_redis(settings, lambda r: dlq.find(r, settings.streams, stage, entry_id))
+    except dlq.AmbiguousId as error:
+        fail(str(error), 1)
     if entry is None:
         fail(f"no entry {entry_id} in {stream}", 1)
     typer.echo(json.dumps(entry.as_dict(), indent=2, ensure_ascii=False))
@@ -176,7 +179,9 @@ def show(
 @dlq_app.command("replay")
 def replay(
     stage: StageArg,
-    ids: Annotated[list[str] | None, typer.Argument(help="dead letter ids; none: give --all")] = None,
+    ids: Annotated[
+        list[str] | None, typer.Argument(help="dead letter ids (from list); none: give --all")
+    ] = None,
     all_: Annotated[bool, typer.Option("--all", help="replay every dead letter of the stage")] = False,
 ) -> None:
     """Put dead letters back on the stage's input stream (original fields) and remove them here."""
@@ -185,7 +190,7 @@ def replay(
         fail("name the ids to replay, or give --all")
     try:
         done = _with_redis(settings, lambda r: dlq.replay(r, settings.streams, stage, None if all_ else ids))
-    except (dlq.CannotReplay, KeyError) as error:
+    except (dlq.CannotReplay, dlq.AmbiguousId, KeyError) as error:
         fail(str(error).strip("'\""), 1)
     for dead_id, new_id in done:
         typer.echo(json.dumps({"replayed": dead_id, "as": new_id}))
@@ -195,14 +200,19 @@ def replay(
 @dlq_app.command("purge")
 def purge(
     stage: StageArg,
-    ids: Annotated[list[str] | None, typer.Argument(help="dead letter ids; none: all of them")] = None,
+    ids: Annotated[
+        list[str] | None, typer.Argument(help="dead letter ids (from list); none: all of them")
+    ] = None,
     yes: Annotated[bool, typer.Option("--yes", help="really delete (nothing is deleted without it)")] = False,
 ) -> None:
     """Delete dead letters for good: the given ids, or the whole stream. Needs --yes."""
     settings = load_settings()
-    stream = dlq.dead_stream(settings.streams, stage)
+    stream = dlq.dead_streams_label(settings.streams, stage)
     if not yes:
         what = f"{len(ids)} entries of {stream}" if ids else f"every entry of {stream}"
         fail(f"this deletes {what} for good: run again with --yes", 1)
-    count = _with_redis(settings, lambda r: dlq.purge(r, settings.streams, stage, ids or None))
+    try:
+        count = _with_redis(settings, lambda r: dlq.purge(r, settings.streams, stage, ids or None))
+    except dlq.AmbiguousId as error:
+        fail(str(error), 1)
     typer.echo(f"{count} purged from {stream}")
