@@ -161,7 +161,7 @@ def expected_alert_ids(reports: list[dict[str, Any]], config_dir: Path) -> tuple
     maybe: set[str] = set()
     for raw in reports:
         for verdict in explain(ImportReport.model_validate(raw), ruleset, now):
-            alert = verdict.alert or (verdict.pending.alert if verdict.pending else None)
+            alert = verdict.alert or (verdict.pending.build([]) if verdict.pending else None)
             if alert is None or not any(s.wants(alert) for s in subscriptions):
                 continue
             (wanted if verdict.pending is None else maybe).add(alert.alert_id)

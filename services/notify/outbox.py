@@ -354,7 +354,7 @@ class Outbox:
             ],
         }  # fmt: skip
         # cjson turns an empty list into an empty object; both iterate as nothing in Lua.
-        args = [json.dumps(payload, ensure_ascii=False), *(raw for _, raw, _ in items)]
+        args: list[str | bytes] = [json.dumps(payload, ensure_ascii=False), *(raw for _, raw, _ in items)]
         reply = await self._accept(keys=[self.key("recent")], args=args)
         if self.separate_ack and ack:
             await self.redis.xack(stream, group, *ack)
