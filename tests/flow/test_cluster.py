@@ -237,6 +237,16 @@ def _alert_ids(node: RedisCluster, names: StreamNames) -> dict[str, str]:
     return {a["alert_id"]: a["report_id"] for a in alerts}
 
 
+async def _pipeline_on_each_shard(node: RedisCluster, s: Settings, prefix: str) -> list[int]:
+    """The news report on a partition of each shard, through rules and notify; the partitions."""
+    names = s.streams
+    shards = _partition_on_each_shard(node, names)
+    for p in shards:
+        node.xadd(names.report_stream(p), {"report": json.dumps(_report_on(names, p, prefix))})
+    await run_burst(s, lambda ctx: [RulesStage(ctx), NotifyStage(ctx)], timeout=120)
+    return shards
+
+
 async def test_alerts_and_silence_commands_on_a_cluster(
     cluster_url: str, settings: Settings, httpserver: HTTPServer, tmp_path: Path
 ) -> None:
@@ -245,11 +255,7 @@ async def test_alerts_and_silence_commands_on_a_cluster(
     names = s.streams
     node = RedisCluster.from_url(cluster_url.replace("redis+cluster://", "redis://"))
     try:
-        shards = _partition_on_each_shard(node, names)
-        for p in shards:
-            report = _report_on(names, p, "op")
-            node.xadd(names.report_stream(p), {"report": json.dumps(report)})
-        await run_burst(s, lambda ctx: [RulesStage(ctx), NotifyStage(ctx)], timeout=120)
+        shards = await _pipeline_on_each_shard(node, s, "op")
         delivered = _alert_ids(node, names)
         assert sorted(receiver.alert_ids()) == sorted(delivered)
 
@@ -394,11 +400,7 @@ async def test_notify_dead_letters_are_replayed_and_delivered_once_on_a_cluster(
     names = s.streams
     node = RedisCluster.from_url(cluster_url.replace("redis+cluster://", "redis://"))
     try:
-        shards = _partition_on_each_shard(node, names)
-        for p in shards:
-            report = _report_on(names, p, "refused")
-            node.xadd(names.report_stream(p), {"report": json.dumps(report)})
-        await run_burst(s, lambda ctx: [RulesStage(ctx), NotifyStage(ctx)], timeout=120)
+        shards = await _pipeline_on_each_shard(node, s, "refused")
         alerts = _alert_ids(node, names)
         assert receiver.messages == []
         dead = {
