@@ -133,13 +133,13 @@ class RulesStage:
         published: list[tuple[Entry, str, list[Alert], float]] = []
         for entry, report, verdicts, seconds in done:
             decisions = [next(decided) if v.pending is not None else None for v in verdicts]
+            alerts: list[Alert] = []
             try:
-                # The alert of a rule over time is built here, and only when its state fires it.
-                alerts = [
-                    alert
-                    for v, d in zip(verdicts, decisions, strict=True)
-                    if (alert := v.alert if v.pending is None or d is None else settle(v.pending, d))
-                ]
+                for v, d in zip(verdicts, decisions, strict=True):
+                    # The alert of a rule over time is built here, and only when its state fires it.
+                    alert = settle(v.pending, d) if v.pending is not None and d is not None else v.alert
+                    if alert is not None:
+                        alerts.append(alert)
             except Exception as error:  # a defect must not block the rest of the batch
                 buried.append((entry, f"rule evaluation failed: {type(error).__name__}: {error}"))
                 continue

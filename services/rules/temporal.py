@@ -28,6 +28,10 @@ MAX_LISTED_REPORTS = 20
 """Report ids named in a frequency alert's evidence; the count is always exact."""
 
 
+AlertBuilder = Callable[[Sequence[str]], Alert]
+"""Builds a pending rule's alert, with the state's reasons appended to its evidence."""
+
+
 @dataclass(frozen=True, slots=True)
 class Pending:
     """A rule over time that held on a report: the alert it becomes if the state says so.
@@ -40,7 +44,7 @@ class Pending:
     kind: Literal["frequency", "new_term"]
     rule_id: str
     report_id: str
-    build: Callable[[Sequence[str]], Alert] = field(compare=False, repr=False)
+    build: AlertBuilder = field(compare=False, repr=False)
     group: str = ""
     """frequency: the ``per`` values (``crossing=dandong sinuiju``); new_term: the field name."""
     terms: tuple[str, ...] = ()
@@ -64,10 +68,6 @@ class Decision:
     reports: tuple[str, ...] = ()
     """frequency: the reports that made the count, oldest first."""
     new_terms: tuple[str, ...] = ()
-
-
-AlertBuilder = Callable[[Sequence[str]], Alert]
-"""Builds a pending rule's alert, with the state's reasons appended to its evidence."""
 
 
 def frequency_pending(frequency: Frequency, ids: tuple[str, str], build: AlertBuilder, group: str) -> Pending:
