@@ -101,13 +101,19 @@ async def test_the_stage_polls_its_files(ctx: Context, raw_redis: redis.Redis, t
     assert isinstance(stage.reloader, Reloader)
     first = stage.ruleset
     touch_later(rules, RULE.format(severity="critical"))
-    for _ in range(
-        1200
-    ):  # up to ~60 s on a loaded machine (a reload compiles the catalog); returns as soon as it is seen
-        if stage.ruleset is not first:
+    version_key = settings.streams.key("ruleset", "version")
+
+    def reloaded() -> bool:
+        # The new set goes live first, then its version is published for `status`: both are seen.
+        live = stage.ruleset
+        return live is not first and live is not None and raw_redis.get(version_key) == live.version.encode()
+
+    # Up to ~60 s on a loaded machine (a reload compiles the catalog); returns as soon as it is seen.
+    for _ in range(1200):
+        if reloaded():
             break
         await asyncio.sleep(0.05)
     assert stage.ruleset is not first
     assert stage.ruleset is not None
-    assert raw_redis.get(settings.streams.key("ruleset", "version")) == stage.ruleset.version.encode()
+    assert raw_redis.get(version_key) == stage.ruleset.version.encode()
     await stage.stop()
