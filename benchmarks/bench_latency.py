@@ -11,8 +11,8 @@ entry in a blocked reader (the server and client round trips alone).
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 import tempfile
 import threading
 import time
@@ -154,11 +154,13 @@ def run(
     settle: float = 30,
     concurrency: int = 1,
     coalesce: int | None = None,
+    checkout: Path = common.ROOT,
 ) -> dict[str, Any]:
     """``concurrency``: TRADEWATCH_NOTIFY_SEND_CONCURRENCY of the notify worker (1, the default,
     is the safe one: a crash repeats at most one send per channel). ``coalesce``: the
     subscription's ``coalesce`` (None: TRADEWATCH_NOTIFY_COALESCE's default; 1: every message its
-    own request; 100: long batches, as a webhook read by a program takes them)."""
+    own request; 100: long batches, as a webhook read by a program takes them). ``checkout``:
+    whose workers run (another checkout of this project, for a before/after comparison)."""
     with common.fresh_server() as url, tempfile.TemporaryDirectory(prefix="twbench-lat-") as tmp_:
         tmp = Path(tmp_)
         receiver = Receiver()
@@ -175,7 +177,7 @@ def run(
             TRADEWATCH_NOTIFY_SEND_CONCURRENCY=str(concurrency),
         )  # fmt: skip
         procs = {
-            stage: common.spawn(common.tradewatch("worker", stage), env, tmp / f"{stage}.log")
+            stage: common.spawn(common.tradewatch("worker", stage), env, tmp / f"{stage}.log", checkout)
             for stage in ("rules", "notify")
         }
         client = redis.Redis.from_url(url)
@@ -247,7 +249,29 @@ def run(
         return result
 
 
+def main() -> None:
+    """``python -m benchmarks.bench_latency [--rate R] [--seconds S] [--rounds N] [CHECKOUT ...]``:
+    with checkouts, their workers take turns, ``rounds`` times, so that the machine's noise hits
+    each alike (compare them within one run); without, this checkout once, the whole result."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkouts", nargs="*", type=Path)
+    parser.add_argument("--rate", type=float, default=500)
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    if not args.checkouts:
+        print(json.dumps(run(args.rate, args.seconds), indent=2))
+        return
+    for _ in range(args.rounds):
+        for checkout in args.checkouts:
+            r = run(args.rate, args.seconds, settle=15, checkout=checkout.resolve())
+            lat, cpu = r["latency_ms"], r["cpu_ms_per_report"]
+            print(
+                f"{checkout}: p50/p95/p99 {lat['p50']}/{lat['p95']}/{lat['p99']} ms, "
+                f"{r['delivered']}/{r['published']} delivered, CPU ms/report {cpu}",
+                flush=True,
+            )
+
+
 if __name__ == "__main__":
-    r = float(sys.argv[1]) if len(sys.argv) > 1 else 500
-    s = float(sys.argv[2]) if len(sys.argv) > 2 else 30
-    print(json.dumps(run(r, s), indent=2))
+    main()

@@ -281,9 +281,13 @@ def worker_env(url: str, namespace: str, data_dir: Path, **more: str) -> dict[st
     }
 
 
-def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def spawn(args: list[str], env: dict[str, str], log: Path, checkout: Path = ROOT) -> subprocess.Popen[bytes]:
+    """A process of ``checkout`` (this one by default; another, e.g. ``git worktree add``, for a
+    before/after comparison in the same run), its stderr appended to ``log``."""
+    if checkout != ROOT:
+        env = {**env, "PYTHONPATH": str(checkout)}
     with log.open("ab") as handle:
-        return subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=handle)
+        return subprocess.Popen(args, env=env, cwd=checkout, stdout=subprocess.DEVNULL, stderr=handle)
 
 
 def tradewatch(*args: str) -> list[str]:
