@@ -43,7 +43,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.rules.catalog import Catalog, load_catalog
+from services.goods.catalog import Catalog, load_catalog
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELLED = ROOT / "tests/data/labelled-items.jsonl"

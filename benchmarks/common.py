@@ -27,7 +27,7 @@ import redis
 import yaml
 
 from services import server
-from services.rules.catalog import load_catalog
+from services.goods.catalog import load_catalog
 
 ROOT = Path(__file__).resolve().parents[1]
 CATALOG = ROOT / "config/catalog.yaml"

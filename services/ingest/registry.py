@@ -20,18 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from schemas.durations import Duration
+from services.goods.catalog import Catalog, load_catalog
 from services.ingest.sources import FileSource
 from services.ingest.sources.article import ArticleSource, Extractor
 from services.ingest.sources.jsonl import JsonlSource
 from services.ingest.sources.table import TableMapping, TableSource
-from services.rules.catalog import Catalog, load_catalog
-from services.rules.engine import Rates
-from services.rules.loader import load_rates
+from services.money import Rates, load_rates
 from services.settings import Settings
-from services.yamlfile import ConfigError, Problem, load
+from services.yamlfile import ConfigError, Problem, StrictModel, load
 
 BUILTIN = ("jsonl", "comtrade", "china-customs", "article")
 
@@ -47,16 +46,12 @@ EXTENSIONS: dict[str, str] = {
 _NAME = r"^[a-z0-9][a-z0-9\-]{0,40}$"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class InboxRule(_Strict):
+class InboxRule(StrictModel):
     pattern: str = Field(min_length=1, description='file name pattern, e.g. "comtrade-*.csv"')
     source: str
 
 
-class Feed(_Strict):
+class Feed(StrictModel):
     name: str = Field(pattern=_NAME, description="also the reports' source and the start of their ids")
     url: str = Field(pattern=r"^https?://\S+$")
     interval: Duration = Field(default=900.0, ge=1.0, description="time between polls (at least 1s)")
@@ -64,7 +59,7 @@ class Feed(_Strict):
     max_bytes: int = Field(default=5_000_000, ge=1_000, description="largest feed document accepted")
 
 
-class SourcesFile(_Strict):
+class SourcesFile(StrictModel):
     version: Literal[1] = 1
     tables: dict[str, TableMapping] = Field(default_factory=dict)
     inbox: list[InboxRule] = Field(default_factory=list)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from schemas.alert import Alert
 from services.notify.silences import Silence, first_match
 from services.notify.subscriptions import Subscription
-from services.rules.textmatch import normalise
+from services.textmatch import normalise
 
 
 def group_values(alert: Alert, name: str) -> list[str]:

@@ -15,10 +15,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aredis
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from schemas.alert import Alert
-from services.rules.textmatch import name_key
+from services.textmatch import name_key
+from services.yamlfile import StrictModel
 
 MATCH_KEYS: dict[str, str] = {
     "rule_id": "rule id",
@@ -39,9 +40,7 @@ def text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-class Silence(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class Silence(StrictModel):
     id: str
     matchers: dict[str, str] = Field(min_length=1)
     created_by: str

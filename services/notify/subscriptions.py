@@ -6,13 +6,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from schemas.alert import Alert, Severity
 from schemas.durations import Duration
 from services.notify.render import Renderer, TemplateProblem
-from services.rules.textmatch import normalise
-from services.yamlfile import ConfigError, Problem, load
+from services.textmatch import normalise
+from services.yamlfile import ConfigError, Problem, StrictModel, load
 
 GroupField = Literal[
     "report_id", "rule_id", "severity", "crossing", "category", "source", "origin_country",
@@ -21,9 +21,7 @@ GroupField = Literal[
 TemplateName = Literal["title", "text", "markdown", "html"]
 
 
-class Subscription(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class Subscription(StrictModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9\-_.]{0,63}$")
     description: str = ""
     channels: list[str] = Field(min_length=1, description="Apprise tags of the channels to send to")
@@ -85,9 +83,7 @@ class Subscription(BaseModel):
         )
 
 
-class SubscriptionFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class SubscriptionFile(StrictModel):
     version: Literal[1] = 1
     subscriptions: list[Subscription] = Field(min_length=1)
 

@@ -19,26 +19,13 @@ from datetime import datetime
 from schemas.alert import Alert, Severity, alert_id_for
 from schemas.report import ImportReport, ReportItem
 from schemas.rules import Amount, Count, Exception_, ItemCondition, ReportCondition, Rule
-from services.rules.catalog import Catalog, Classification
+from services.goods.catalog import Catalog, Classification
+from services.money import Rates
 from services.rules.index import Anchor, RuleIndex, word_key
 from services.rules.temporal import Pending, frequency_pending, new_term_pending
-from services.rules.textmatch import TermMatcher, name_key, normalise
 from services.sanctions.index import ScreeningIndex
 from services.sanctions.matcher import PartyScreen, party_test
-
-
-class Rates:
-    """Currency conversion through one base currency (``1 unit = rate x base``)."""
-
-    def __init__(self, base: str, rates: dict[str, float]) -> None:
-        self.base = base
-        self.rates = {base: 1.0, **rates}
-
-    def convert(self, amount: float, from_: str, to: str) -> float | None:
-        if from_ not in self.rates or to not in self.rates:
-            return None
-        return amount * self.rates[from_] / self.rates[to]
-
+from services.textmatch import TermMatcher, name_key, normalise
 
 # ---------------------------------------------------------------- facts about one report
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from schemas.rules import ItemCondition, ReportCondition
-from services.rules.textmatch import normalise
+from services.textmatch import normalise
 
 Anchor = tuple[str, str]
 """``("hs", "8456")``, ``("cat", "dual-use")``, ``("word", "technicians")``, ``("destination_country", "KP")``."""

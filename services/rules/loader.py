@@ -8,38 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.rules import Exception_, ExceptionsFile, ItemCondition, ReportCondition, Rule, RuleFile
-from services.rules.catalog import Catalog, load_catalog
-from services.rules.engine import Rates, RuleSet, compile_rules
+from services.goods.catalog import Catalog, load_catalog
+from services.money import Rates, load_rates
+from services.rules.engine import RuleSet, compile_rules
 from services.settings import Settings
 from services.yamlfile import ConfigError, Document, Problem, load
-
-
-class RatesFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    version: Literal[1] = 1
-    base: str = Field(pattern=r"^[A-Z]{3}$")
-    rates: dict[str, float] = Field(description="1 unit of the currency is this much of base")
-
-
-def load_rates(path: Path) -> Rates:
-    doc = load(path)
-    parsed = doc.validate(RatesFile)
-    problems = [
-        Problem(doc.file, doc.line_of(("rates", code)), f"rates.{code}: {reason}")
-        for code, rate in parsed.rates.items()
-        for reason in (
-            ["not a 3-letter currency code"] if not (len(code) == 3 and code.isupper()) else []
-        ) + (["a rate must be above 0"] if rate <= 0 else [])
-    ]  # fmt: skip
-    if problems:
-        raise ConfigError(problems)
-    return Rates(parsed.base, parsed.rates)
 
 
 def _conditions(

@@ -15,34 +15,30 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from schemas.alert import Alert, Severity
 from schemas.report import ImportReport
 from services.rules.engine import RuleSet, Verdict, explain
 from services.rules.temporal import Decision, MemoryState, Pending, settle
 from services.wire import describe_validation
-from services.yamlfile import ConfigError, Problem
+from services.yamlfile import ConfigError, Problem, StrictModel
 
 
-class _Line(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TrialItem(_Line):
+class TrialItem(StrictModel):
     index: int
     hs_code: str | None
     categories: list[str]
 
 
-class TrialAlert(_Line):
+class TrialAlert(StrictModel):
     rule_id: str
     severity: Severity
     tags: list[str]
     matched_items: list[TrialItem]
 
 
-class TrialLine(_Line):
+class TrialLine(StrictModel):
     """One report's outcome as ``rules test --json`` prints it and ``--expect`` reads it."""
 
     report_id: str

@@ -8,22 +8,18 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict
 
 from services.sanctions.index import ScreeningIndex
+from services.yamlfile import StrictModel
 
 
-class Variant(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class Variant(StrictModel):
     name: str
     expect: str | None
     kind: Literal["variant", "near-miss", "unrelated"]
 
 
-class VariantSet(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class VariantSet(StrictModel):
     variants: list[Variant]
 
 

@@ -24,6 +24,8 @@ import re
 import unicodedata
 from functools import lru_cache
 
+from services.textmatch import CJK_RUN, is_cjk, normalise
+
 # Legal forms and generic words of company names (after folding). Multi-word forms first.
 _LEGAL_PHRASES = (
     "joint venture",
@@ -128,28 +130,17 @@ _TRAD_TO_SIMP = str.maketrans(
 
 _APOSTROPHES = re.compile(r"[\'’‘`´ʼʻ]")
 _NON_WORD = re.compile(r"[^\w]+")
-_CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
-
-
-def is_cjk(char: str) -> bool:
-    code = ord(char)
-    return (
-        0x3040 <= code <= 0x30FF
-        or 0x3400 <= code <= 0x9FFF
-        or 0xAC00 <= code <= 0xD7AF
-        or 0xF900 <= code <= 0xFAFF
-    )
 
 
 @lru_cache(maxsize=65_536)
 def fold(text: str) -> str:
     """Case, accents, apostrophes, punctuation and spacing folded; tokens separated by one space."""
-    text = unicodedata.normalize("NFKC", text).casefold().translate(_TRAD_TO_SIMP)
+    text = normalise(text).translate(_TRAD_TO_SIMP)
     text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
     text = _APOSTROPHES.sub("", text).replace("&", " and ").replace("#", " ")
     text = _NON_WORD.sub(" ", text).replace("_", " ")
     # Split CJK runs from Latin letters and digits beside them: "ryonha朝鲜" -> "ryonha 朝鲜".
-    text = _CJK_RUN.sub(lambda m: f" {m.group(0)} ", text)
+    text = CJK_RUN.sub(lambda m: f" {m.group(0)} ", text)
     tokens = text.split()
     joined: list[str] = []
     run: list[str] = []

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from schemas.report import Condition, ImportReport
+from services.goods.catalog import load_catalog
 from services.ingest.sources.article import ArticleSource, Extractor, find_prices, html_to_text
-from services.rules.catalog import load_catalog
-from services.rules.loader import load_rates
+from services.money import load_rates
 from tests.conftest import ROOT, shared_file
 
 ALL_CROSSINGS = ["Dandong-Sinuiju", "Hunchun-Rason (Wonjong-ri)", "Changbai-Hyesan"]

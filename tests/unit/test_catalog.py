@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from schemas.report import Condition
-from services.rules.catalog import Catalog, load_catalog, parse_catalog
+from services.goods.catalog import Catalog, load_catalog, parse_catalog
 from services.yamlfile import ConfigError, parse
 from tests.conftest import ROOT
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.catalog_eval import HOLDOUT, LABELLED, TARGET, evaluate, load_labelled
-from services.rules.catalog import Catalog, load_catalog
+from services.goods.catalog import Catalog, load_catalog
 from tests.conftest import ROOT, shared_file
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from schemas.report import ImportReport
-from services.rules.catalog import Catalog, load_catalog, parse_catalog
+from services.goods.catalog import Catalog, load_catalog, parse_catalog
 from services.rules.engine import evaluate, explain
 from services.rules.loader import load_ruleset
 from services.yamlfile import ConfigError, parse

@@ -7,7 +7,7 @@ import random
 import re
 import unicodedata
 
-from services.rules.textmatch import Folded, _continues_cluster, _joins, fold
+from services.textmatch import Folded, _continues_cluster, _joins, fold
 
 _SEPARATOR_CHARS = re.compile(r"[\s\-_/·]")
 

@@ -21,14 +21,15 @@ from jinja2.exceptions import SecurityError
 
 from schemas.alert import Alert
 from schemas.report import ImportReport
+from services.goods.catalog import load_catalog
 from services.ingest.sources import Rejection
 from services.ingest.sources.jsonl import JsonlSource
+from services.money import load_rates
 from services.notify.channels import load_channels
 from services.notify.render import Renderer, TemplateProblem
 from services.notify.subscriptions import load_subscriptions
-from services.rules.catalog import load_catalog
-from services.rules.loader import load_rates, load_ruleset
-from services.rules.textmatch import TermMatcher, normalise
+from services.rules.loader import load_ruleset
+from services.textmatch import TermMatcher, normalise
 from services.wire import BadMessage, Entry, decode_alert, decode_report
 from services.yamlfile import ConfigError
 from tests.conftest import ROOT

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from schemas.report import ImportReport
 from schemas.rules import Rule
-from services.rules.catalog import Catalog, load_catalog
-from services.rules.engine import CompiledRule, Rates, RuleSet, compile_rules, explain
-from services.rules.loader import load_rates
+from services.goods.catalog import Catalog, load_catalog
+from services.money import Rates, load_rates
+from services.rules.engine import CompiledRule, RuleSet, compile_rules, explain
 from tests.conftest import ROOT
 
 NOW = datetime(2026, 3, 10, tzinfo=UTC)

@@ -9,7 +9,7 @@ import pytest
 
 from schemas.alert import Severity
 from schemas.report import ImportReport
-from services.rules.catalog import load_catalog
+from services.goods.catalog import load_catalog
 from services.rules.engine import RuleSet, evaluate, explain
 from services.rules.loader import load_ruleset
 from services.rules.temporal import MemoryState, Pending, settle

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BeforeValidator, Field, ValidationError, model_validator
 
 from schemas.report import ImportReport
 from services.ingest.publisher import content_id
@@ -37,9 +37,9 @@ from services.ingest.sources import (
     json_object_line,
     open_checked,
 )
-from services.rules.engine import Rates
+from services.money import Rates, format_amount
 from services.wire import describe_validation
-from services.yamlfile import parse
+from services.yamlfile import StrictModel, parse
 
 MAX_LINE_BYTES = 1_000_000
 MAX_FIELDS = 1_000
@@ -48,17 +48,13 @@ with contextlib.suppress(OverflowError):
     csv.field_size_limit(MAX_LINE_BYTES)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 def _shorthand(value: object) -> object:
     if isinstance(value, str | list):
         return {"column": value}
     return value
 
 
-class FieldSpec(_Strict):
+class FieldSpec(StrictModel):
     """Where a report field comes from: a column, a constant or a template over columns."""
 
     column: str | list[str] | None = Field(default=None, description="column name, or alternatives")
@@ -94,7 +90,7 @@ class FieldSpec(_Strict):
 Spec = Annotated[FieldSpec, BeforeValidator(_shorthand)]
 
 
-class ReportFields(_Strict):
+class ReportFields(StrictModel):
     reported_at: Spec | None = None
     origin_country: Spec | None = None
     destination_country: Spec | None = None
@@ -104,7 +100,7 @@ class ReportFields(_Strict):
     url: Spec | None = None
 
 
-class ItemFields(_Strict):
+class ItemFields(StrictModel):
     description: Spec | None = None
     hs_code: Spec | None = None
     quantity: Spec | None = None
@@ -116,7 +112,7 @@ class ItemFields(_Strict):
     disassembled: Spec | None = None
 
 
-class Flow(_Strict):
+class Flow(StrictModel):
     """Trade statistics: a reporter, a partner and a flow code give origin and destination."""
 
     column: Spec | None = Field(default=None, description="the flow code; absent: the default")
@@ -127,7 +123,7 @@ class Flow(_Strict):
     default: Literal["export", "import"] | None = None
 
 
-class TableMapping(_Strict):
+class TableMapping(StrictModel):
     format: Literal["csv", "jsonl"] = "csv"
     delimiter: str = Field(default=",", min_length=1, max_length=1)
     encoding: str = "utf-8-sig"
@@ -245,10 +241,6 @@ def truth(value: str, what: str) -> bool | None:
     if text in ("0", "false", "no", "n", "否", "아니오"):
         return False
     raise ValueError(f"{what}: {value!r} is not yes or no")
-
-
-def _fmt(amount: float) -> str:
-    return f"{amount:,.2f}".rstrip("0").rstrip(".")
 
 
 # ---------------------------------------------------------------- the source
@@ -504,7 +496,7 @@ class TableSource:
         if converted is None:
             known = ", ".join(sorted(self.rates.rates))
             raise ValueError(f"currency {currency!r} is not in the rates table ({known})")
-        stated = f"{_fmt(unit_price)} {currency} a unit as stated"
+        stated = f"{format_amount(unit_price)} {currency} a unit as stated"
         return {
             "unit_price": converted,
             "currency": base,

@@ -15,21 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from schemas.report import Condition
-from services.rules.textmatch import Hit, TermMatcher, english_variants, fold, fold_key, longest_first
-from services.yamlfile import ConfigError, Document, Problem, load
+from services.textmatch import Hit, TermMatcher, english_variants, fold, fold_key, longest_first
+from services.yamlfile import ConfigError, Document, Problem, StrictModel, load
 
 Lang = Literal["en", "zh", "ko"]
 MarkerName = Literal["used", "new", "disassembled", "technicians", "shipyard", "exemption"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Terms(_Strict):
+class Terms(StrictModel):
     en: list[str] = Field(default_factory=list)
     zh: list[str] = Field(default_factory=list)
     ko: list[str] = Field(default_factory=list)
@@ -60,7 +56,7 @@ class Marker(Terms):
     adds_category: str | None = None
 
 
-class CatalogFile(_Strict):
+class CatalogFile(StrictModel):
     version: Literal[1] = 1
     categories: dict[str, str] = Field(min_length=1, description="id -> title")
     everyday: list[str] = Field(

@@ -41,7 +41,7 @@ def name_key(text: str) -> str:
 
 
 def _is_word_char(char: str) -> bool:
-    return char.isalnum() and not _is_cjk(char)
+    return char.isalnum() and not is_cjk(char)
 
 
 _WORD_CHARS: dict[str, bool] = {}
@@ -57,20 +57,21 @@ def _word_char(char: str) -> bool:
     return known
 
 
-def _is_cjk(char: str) -> bool:
-    code = ord(char)
-    return (
-        0x3040 <= code <= 0x30FF  # kana
-        or 0x3400 <= code <= 0x9FFF  # CJK ideographs
-        or 0xAC00 <= code <= 0xD7AF  # Hangul syllables
-        or 0x1100 <= code <= 0x11FF  # Hangul jamo
-        or 0x3130 <= code <= 0x318F  # Hangul compatibility jamo
-        or 0xF900 <= code <= 0xFAFF
-    )
+# The scripts written without spaces between words: one definition for every matcher and every
+# name key in the project (kana, CJK ideographs, Hangul syllables, jamo, compatibility jamo and
+# compatibility ideographs).
+CJK_CLASS = r"\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff"
+CJK_RUN = re.compile(f"[{CJK_CLASS}]+")
+"""A run of CJK characters (``CJK_RUN.sub`` sets them apart from Latin letters beside them)."""
+_CJK_CHAR = re.compile(f"[{CJK_CLASS}]")
+
+
+def is_cjk(char: str) -> bool:
+    return _CJK_CHAR.match(char) is not None
 
 
 def _joins(left: str, right: str) -> bool:
-    return (_is_cjk(left) and (_is_cjk(right) or right.isalnum())) or (_is_cjk(right) and left.isalnum())
+    return (is_cjk(left) and (is_cjk(right) or right.isalnum())) or (is_cjk(right) and left.isalnum())
 
 
 def _continues_cluster(char: str) -> bool:
