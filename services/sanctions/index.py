@@ -19,7 +19,8 @@ import ahocorasick
 from rapidfuzz import fuzz
 
 from services.sanctions.lists import ListedEntry
-from services.sanctions.normalise import compact, core, fold, is_cjk, key_tokens
+from services.sanctions.normalise import compact, core, fold, key_tokens
+from services.textmatch import is_cjk
 
 GRAM = 4
 """n-gram length for Latin keys (2 for Chinese and Korean)."""
