@@ -40,7 +40,7 @@ class NoopStage:
 
     def __init__(self, ctx: Context, consumes: Consumes) -> None:
         self.ctx = ctx
-        self.consumes = consumes
+        self.partitions = [consumes]
 
     async def start(self) -> None:
         return None
@@ -51,8 +51,8 @@ class NoopStage:
     async def busy(self) -> bool:
         return False
 
-    async def handle(self, batch: Sequence[Entry]) -> None:
-        await self.ctx.redis.xack(self.consumes.stream, self.consumes.group, *[e.id for e in batch])
+    async def handle(self, batch: Sequence[Entry], consumes: Consumes) -> None:
+        await self.ctx.redis.xack(consumes.stream, consumes.group, *[e.id for e in batch])
 
 
 def noop(url: str, namespace: str, batch: int) -> None:

@@ -38,7 +38,9 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # The stderr of the moment a logger is made, not of the moment of configuring: a test
+        # runner (or a daemon) that swaps and closes stderr leaves no logger writing to a closed file.
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
     # FastStream and Apprise log through the standard library: keep their warnings, in the
@@ -51,6 +53,10 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
     # At debug, the libraries' own debug lines too (Apprise logs the URLs it posts to): that is
     # when an operator hunts a failing channel, and they pass through the same redaction.
     root.setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
+
+
+def _stderr_logger(*_: Any) -> structlog.PrintLogger:
+    return structlog.PrintLogger(sys.stderr)
 
 
 class _RedactFilter(logging.Filter):

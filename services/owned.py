@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import redis.asyncio as aredis
 
+from services.wire import as_text
+
 # KEYS[1]: the input stream; KEYS[2..]: the streams written to.
 # ARGV: group, consumer, number of entries, then per entry: its id, the number of writes, and per
 # write: the KEYS index of its stream, the number of field/value items, those items.
@@ -86,4 +88,4 @@ class OwnedBatch:
                 args += [index[stream], len(items), *items]
         script = redis.register_script(_COMMIT_OWNED)
         owned = await script(keys=keys, args=args)
-        return {i.decode() if isinstance(i, bytes) else str(i) for i in owned}
+        return {as_text(i) for i in owned}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -28,6 +27,11 @@ class Entry:
     id: str
     fields: dict[bytes, bytes]
     deliveries: int = 1
+
+
+def as_text(value: object) -> str:
+    """A value as the server returned it (bytes without ``decode_responses``), as text."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 class BadMessage(ValueError):
@@ -85,15 +89,3 @@ def report_fields(report: ImportReport) -> dict[str, str]:
 
 def alert_fields(alert: Alert) -> dict[str, str]:
     return {ALERT_FIELD: alert.model_dump_json(exclude_none=True)}
-
-
-def dead_letter_fields(stage: str, entry: Entry, stream: str, reason: str) -> dict[bytes, bytes]:
-    """The original fields kept as they were, plus why, where from and how often it was tried."""
-    fields = dict(entry.fields)
-    fields[b"dead.stage"] = stage.encode()
-    fields[b"dead.stream"] = stream.encode()
-    fields[b"dead.entry_id"] = entry.id.encode()
-    fields[b"dead.reason"] = reason.encode("utf-8", "replace")
-    fields[b"dead.deliveries"] = str(entry.deliveries).encode()
-    fields[b"dead.at"] = datetime.now(UTC).isoformat().encode()
-    return fields

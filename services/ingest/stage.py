@@ -28,13 +28,11 @@ from services.ingest.sources import UnreadableFile
 from services.ingest.sources.api import make_app
 from services.ingest.sources.feeds import FeedPoller
 from services.logging import get_logger
-from services.runtime import Consumes, Context
-from services.wire import Entry
+from services.runtime import Context
 
 
 class IngestStage:
     name = "ingest"
-    consumes: Consumes | None = None
 
     def __init__(self, ctx: Context, feed: Sequence[Path] = ()) -> None:
         self.ctx = ctx
@@ -121,9 +119,6 @@ class IngestStage:
 
     async def busy(self) -> bool:
         return self._working or bool(self._waiting()) or not all(p.tried for p in self._pollers)
-
-    async def handle(self, batch: Sequence[Entry]) -> None:  # pragma: no cover - consumes nothing
-        raise NotImplementedError
 
     def _waiting(self) -> list[Path]:
         found = []

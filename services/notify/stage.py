@@ -39,8 +39,9 @@ from services.notify.render import Renderer
 from services.notify.silences import Silence, SilenceStore, first_match
 from services.notify.subscriptions import Subscription, load_subscriptions, renderer_for
 from services.redact import redact
-from services.runtime import Consumes, Context
-from services.wire import BadMessage, Entry, dead_letter_fields, decode_alert
+from services.runtime import Consumes, Context, deadletter
+from services.runtime.deadletter import DeadLetter
+from services.wire import BadMessage, Entry, decode_alert
 
 
 def fingerprint(dedup_key: str) -> str:
@@ -59,7 +60,6 @@ class NotifyStage:
         self.ctx = ctx
         settings = ctx.settings
         names = settings.streams
-        self.consumes = Consumes(names.alerts, NOTIFY_GROUP, names.alerts_dead)
         self.partitions = [
             Consumes(names.alert_stream(p), NOTIFY_GROUP, names.alerts_dead_stream(p))
             for p in range(names.partitions)
@@ -148,26 +148,19 @@ class NotifyStage:
 
     # --- intake
 
-    async def handle(self, batch: Sequence[Entry], consumes: Consumes | None = None) -> None:
+    async def handle(self, batch: Sequence[Entry], consumes: Consumes) -> None:
         assert self.channels is not None
         assert self.subscriptions is not None
         settings = self.ctx.settings
-        c = consumes or self.consumes
+        c = consumes
         decoded: list[tuple[Entry, Alert]] = []
-        dead: list[tuple[Entry, str]] = []
+        dead: list[DeadLetter] = []
         for entry in batch:
             try:
                 decoded.append((entry, decode_alert(entry, settings.max_report_bytes)))
             except BadMessage as error:
-                dead.append((entry, str(error)))
-        if dead:
-            async with self.ctx.redis.pipeline(transaction=True) as pipe:
-                for entry, reason in dead:
-                    pipe.xadd(c.dead_stream, dead_letter_fields(self.name, entry, c.stream, reason))  # type: ignore[arg-type]
-                    pipe.xack(c.stream, c.group, entry.id)
-                    self.log.warning("alert rejected", entry_id=entry.id, reason=reason)
-                await pipe.execute()
-            metrics.DEAD_LETTERS.labels(self.name).inc(len(dead))
+                dead.append(DeadLetter(entry, str(error)))
+        await deadletter.bury(self.ctx.redis, self.name, c, dead)
         if not decoded:
             return
 
@@ -368,7 +361,7 @@ class NotifyStage:
 
     def _dead_stream(self, message: Claimed) -> str:
         if not message.alerts:
-            return self.consumes.dead_stream
+            return self.names.alerts_dead
         return self.names.alerts_dead_stream(self.names.partition(message.alerts[0].report_id))
 
     async def _attempt(

@@ -24,6 +24,7 @@ from typing import Any
 import redis.asyncio as aredis
 
 from schemas.streams import StreamNames
+from services.wire import as_text
 
 DEAD_PREFIX = b"dead."
 
@@ -63,10 +64,6 @@ class AmbiguousId(ValueError):
     """A bare entry id that names dead letters on several partitions; the message lists them."""
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-
-
 @dataclass(frozen=True)
 class DeadEntry:
     id: str
@@ -87,7 +84,7 @@ class DeadEntry:
     def meta(self, name: str) -> str:
         # Ingest's rejected entries carry reason and at without the dead. prefix.
         raw = self.fields.get(DEAD_PREFIX + name.encode(), self.fields.get(name.encode(), b""))
-        return _text(raw)
+        return as_text(raw)
 
     def summary(self, limit: int = 300) -> dict[str, Any]:
         reason = self.meta("reason")
@@ -100,11 +97,11 @@ class DeadEntry:
         }
 
     def as_dict(self) -> dict[str, Any]:
-        return {"id": self.ref, "fields": {_text(k): _text(v) for k, v in self.fields.items()}}
+        return {"id": self.ref, "fields": {as_text(k): as_text(v) for k, v in self.fields.items()}}
 
 
 def _entries(reply: Sequence[Any], partition: int | None = None) -> list[DeadEntry]:
-    return [DeadEntry(_text(entry_id), dict(fields), partition) for entry_id, fields in reply]
+    return [DeadEntry(as_text(entry_id), dict(fields), partition) for entry_id, fields in reply]
 
 
 def _partitions(names: StreamNames, stage: DeadStage) -> list[tuple[int | None, str, str | None]]:
@@ -194,7 +191,7 @@ async def replay(
             pipe.xadd(target, entry.original)  # type: ignore[arg-type]
             pipe.xdel(source, entry.id)
             new_id, _ = await pipe.execute()
-        done.append((entry.ref, _text(new_id)))
+        done.append((entry.ref, as_text(new_id)))
     return done
 
 

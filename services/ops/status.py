@@ -22,13 +22,10 @@ from redis.exceptions import ResponseError
 
 from schemas.streams import StreamNames
 from services.settings import Settings
+from services.wire import as_text
 
 DEAD_STREAMS = {"rules": "reports_dead", "notify": "alerts_dead", "ingest": "reports_rejected"}
 """Each stage's dead-letter stream (an attribute of StreamNames); ingest's holds rejected input."""
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def id_time(entry_id: str) -> float:
@@ -99,7 +96,7 @@ class Snapshot:
 async def _stream(redis: aredis.Redis, name: str) -> StreamInfo:
     length = int(await redis.xlen(name))
     last = await redis.xrevrange(name, "+", "-", count=1)
-    at = iso(id_time(_text(last[0][0]))) if last else None
+    at = iso(id_time(as_text(last[0][0]))) if last else None
     return StreamInfo(name, length, at)
 
 
@@ -110,22 +107,22 @@ async def _groups(redis: aredis.Redis, stream: str, settings: Settings, now: flo
         return []  # no such stream yet
     found = []
     for raw in raw_groups:
-        name = _text(raw["name"])
+        name = as_text(raw["name"])
         lag = raw.get("lag")
         pending = int(raw["pending"])
         oldest_age = None
         if pending:
             first = await redis.xpending_range(stream, name, min="-", max="+", count=1)
             if first:
-                oldest_age = round(now - id_time(_text(first[0]["message_id"])), 3)
+                oldest_age = round(now - id_time(as_text(first[0]["message_id"])), 3)
         consumers = [
-            ConsumerInfo(_text(c["name"]), int(c["pending"]), round(int(c["idle"]) / 1000, 3))
+            ConsumerInfo(as_text(c["name"]), int(c["pending"]), round(int(c["idle"]) / 1000, 3))
             for c in await redis.xinfo_consumers(stream, name)
         ]
         info = GroupInfo(stream, name, None if lag is None else int(lag), pending, oldest_age, consumers)
         if lag is None:  # undetermined after deletions: compare the ids instead
             last = (await redis.xinfo_stream(stream))["last-generated-id"]
-            behind = _text(last) != _text(raw["last-delivered-id"])
+            behind = as_text(last) != as_text(raw["last-delivered-id"])
         else:
             behind = int(lag) > 0
         await _judge(redis, info, settings, behind)
@@ -149,13 +146,13 @@ async def _judge(redis: aredis.Redis, info: GroupInfo, settings: Settings, behin
         if stuck:
             info.stalled = True
             info.stall_reason = (
-                f"entry {_text(stuck[0]['message_id'])} pending for over {settings.stall_after + settings.reclaim_idle:g}s "
+                f"entry {as_text(stuck[0]['message_id'])} pending for over {settings.stall_after + settings.reclaim_idle:g}s "
                 "and nobody reclaims it"
             )
 
 
 async def _workers(redis: aredis.Redis, names: StreamNames, now: float) -> list[WorkerInfo]:
-    members = [_text(m) for m in await redis.zrange(names.key("workers"), 0, -1)]
+    members = [as_text(m) for m in await redis.zrange(names.key("workers"), 0, -1)]
     if not members:
         return []
     async with redis.pipeline(transaction=False) as pipe:  # one key per worker: any slot
@@ -215,7 +212,7 @@ async def snapshot(redis: aredis.Redis, settings: Settings, *, with_workers: boo
         groups=groups,
         dead_letters={stage: total(kind) for stage, kind in DEAD_STREAMS.items()},
         workers=await _workers(redis, names, now) if with_workers else [],
-        ruleset_version=_text(version) if version is not None else None,
+        ruleset_version=as_text(version) if version is not None else None,
         last_alert_at=last_at("alerts"),
         last_delivery_at=last_at("deliveries"),
     )

@@ -32,9 +32,10 @@ from services.rules.engine import RuleSet, Verdict, explain
 from services.rules.loader import load_from_settings
 from services.rules.reload import Reloader
 from services.rules.temporal import Pending, settle
-from services.runtime import Consumes, Context
+from services.runtime import Consumes, Context, deadletter
+from services.runtime.deadletter import DeadLetter
 from services.sanctions.store import ScreeningCache
-from services.wire import BadMessage, Entry, alert_fields, dead_letter_fields, decode_report
+from services.wire import BadMessage, Entry, alert_fields, decode_report
 
 GC_THRESHOLDS = (50_000, 20, 20)
 """The cyclic collector's thresholds in a rules worker (CPython's default: 700, 10, 10)."""
@@ -59,7 +60,6 @@ class RulesStage:
     def __init__(self, ctx: Context, ruleset: RuleSet | None = None) -> None:
         self.ctx = ctx
         names = ctx.settings.streams
-        self.consumes = Consumes(names.reports, RULES_GROUP, names.reports_dead)
         self.alerts_stream = names.alerts
         # One group per report partition; a partition's alerts go to the alert partition of the
         # same number (same hash tag), so the commit script stays on one slot.
@@ -103,17 +103,17 @@ class RulesStage:
     async def busy(self) -> bool:
         return False
 
-    async def handle(self, batch: Sequence[Entry], consumes: Consumes | None = None) -> None:
+    async def handle(self, batch: Sequence[Entry], consumes: Consumes) -> None:
         ruleset = self.ruleset  # the set live when the batch began, whatever a reload does
         assert ruleset is not None
         settings = self.ctx.settings
         now = datetime.now(UTC)
         screening = await self.screening.current()  # rebuilt only when a list version changed
-        c = consumes or self.consumes
+        c = consumes
         alerts_stream = self._alert_streams[c.stream]
         commit = OwnedBatch(c.stream, c.group, settings.consumer)
         done: list[tuple[Entry, ImportReport, list[Verdict], float]] = []
-        buried: list[tuple[Entry, str]] = []
+        buried: list[DeadLetter] = []
         for entry in batch:
             started = time.perf_counter()
             commit.entry(entry.id)
@@ -121,10 +121,10 @@ class RulesStage:
                 report = decode_report(entry, settings.max_report_bytes)
                 verdicts = explain(report, ruleset, now, screening)
             except BadMessage as error:
-                buried.append((entry, str(error)))
+                buried.append(DeadLetter(entry, str(error)))
                 continue
             except Exception as error:  # a defect must not block the rest of the batch
-                buried.append((entry, f"rule evaluation failed: {type(error).__name__}: {error}"))
+                buried.append(DeadLetter(entry, f"rule evaluation failed: {type(error).__name__}: {error}"))
                 continue
             done.append((entry, report, verdicts, time.perf_counter() - started))
         pending: list[Pending] = [v.pending for _, _, vs, _ in done for v in vs if v.pending is not None]
@@ -141,13 +141,13 @@ class RulesStage:
                     if alert is not None:
                         alerts.append(alert)
             except Exception as error:  # a defect must not block the rest of the batch
-                buried.append((entry, f"rule evaluation failed: {type(error).__name__}: {error}"))
+                buried.append(DeadLetter(entry, f"rule evaluation failed: {type(error).__name__}: {error}"))
                 continue
             for alert in alerts:
                 commit.add(entry.id, alerts_stream, alert_fields(alert))
             published.append((entry, report.report_id, alerts, seconds))
-        for entry, reason in buried:
-            commit.add(entry.id, c.dead_stream, dead_letter_fields(self.name, entry, c.stream, reason))
+        for letter in buried:
+            commit.add(letter.entry.id, c.dead_stream, deadletter.fields(self.name, c, letter))
         owned = await commit.commit(self.ctx.redis)
         # Logged after the commit, and only for what was ours: a line means "stored".
         for entry, report_id, alerts, seconds in published:
@@ -166,12 +166,7 @@ class RulesStage:
                 ],
                 ms=round(seconds * 1000, 3),
             )
-        for entry, reason in buried:
-            if entry.id in owned:
-                metrics.DEAD_LETTERS.labels(self.name).inc()
-                self.log.warning(
-                    "report rejected", entry_id=entry.id, reason=reason, dead_stream=c.dead_stream
-                )
+        deadletter.recorded(self.name, c, [d for d in buried if d.entry.id in owned])
         if lost := [e.id for e in batch if e.id not in owned]:
             metrics.NOT_OURS.labels(self.name).inc(len(lost))
             self.log.warning(

@@ -24,6 +24,7 @@ import redis.asyncio as aredis
 
 from schemas.streams import StreamNames
 from services.rules.temporal import Decision, Pending, millis
+from services.wire import as_text
 
 # Both scripts take every decision of one key set (one rule and group) in a batch, in order:
 # one script call per key set instead of one per report, with the same result as one call
@@ -136,6 +137,6 @@ async def decide(
             if kind == "frequency":
                 decisions[i] = _decision(one)
             else:
-                new = tuple(t.decode() if isinstance(t, bytes) else str(t) for t in one)
+                new = tuple(as_text(t) for t in one)
                 decisions[i] = Decision(fire=bool(new), new_terms=new)
     return [d for d in decisions if d is not None]

@@ -27,6 +27,7 @@ from services.logging import get_logger
 from services.sanctions.index import ScreeningIndex
 from services.sanctions.lists import ListedEntry, ListFormat, ListMeta, ParsedList
 from services.settings import Settings
+from services.wire import as_text
 
 _WRITE_CHUNK = 500
 _PENDING_TTL = 3_600
@@ -34,10 +35,6 @@ _PENDING_TTL = 3_600
 
 class ListsUnavailable(RuntimeError):
     """The lists changed under a reader too many times in a row, or a version vanished."""
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 @dataclass(frozen=True)
@@ -79,7 +76,7 @@ class SanctionsStore:
             loaded_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
         current = await self.redis.hget(self.pointer, name)
-        if current is not None and _text(current) == version:
+        if current is not None and as_text(current) == version:
             stored = await self.redis.get(self.meta_key(name, version))
             if stored is not None:
                 return Loaded(ListMeta.model_validate_json(stored), changed=False, replaced=None)
@@ -97,7 +94,7 @@ class SanctionsStore:
                 try:
                     await pipe.watch(self.pointer)
                     old = await pipe.hget(self.pointer, name)
-                    replaced = _text(old) if old is not None else None
+                    replaced = as_text(old) if old is not None else None
                     pipe.multi()  # type: ignore[no-untyped-call]
                     pipe.persist(entries_key)
                     pipe.persist(meta_key)
@@ -113,7 +110,7 @@ class SanctionsStore:
 
     async def pointers(self) -> dict[str, str]:
         raw = await self.redis.hgetall(self.pointer)
-        return {_text(k): _text(v) for k, v in raw.items()}
+        return {as_text(k): as_text(v) for k, v in raw.items()}
 
     async def lists(self) -> list[ListMeta]:
         pointers = await self.pointers()

@@ -18,7 +18,7 @@ from services import metrics
 from services.ops.heartbeat import Heartbeat
 from services.ops.status import snapshot
 from services.rules.stage import RulesStage
-from services.runtime import Consumes, build, dead_letter
+from services.runtime import Consumes, build, deadletter
 from services.server import free_port
 from services.settings import Settings
 from services.wire import Entry
@@ -45,7 +45,7 @@ async def test_a_stalled_worker_does_not_publish_a_batch_another_consumer_reclai
 
     stalled = RulesStage(new_context(settings.model_copy(update={"consumer": "stalled"})))
     await stalled.start()
-    await stalled.handle(entries)  # it wakes up and finishes its batch
+    await stalled.handle(entries, stalled.partitions[0])  # it wakes up and finishes its batch
 
     assert raw_redis.xlen(names.alerts) == 0  # nothing published from a batch no longer its own
     assert raw_redis.xlen(names.reports_dead) == 0
@@ -53,7 +53,7 @@ async def test_a_stalled_worker_does_not_publish_a_batch_another_consumer_reclai
 
     rescuer = RulesStage(new_context(settings.model_copy(update={"consumer": "rescuer"})))
     await rescuer.start()
-    await rescuer.handle([Entry(e.id, e.fields, 2) for e in entries])
+    await rescuer.handle([Entry(e.id, e.fields, 2) for e in entries], rescuer.partitions[0])
     published = raw_redis.xlen(names.alerts)
     assert published > 0
     assert raw_redis.xlen(names.reports_dead) == 1  # the bad one, dead-lettered by its owner
@@ -61,7 +61,7 @@ async def test_a_stalled_worker_does_not_publish_a_batch_another_consumer_reclai
     ids = [json.loads(f[b"alert"])["alert_id"] for _, f in raw_redis.xrange(names.alerts)]
     assert len(ids) == len(set(ids))
 
-    await stalled.handle(entries)  # even a second wake-up publishes nothing
+    await stalled.handle(entries, stalled.partitions[0])  # even a second wake-up publishes nothing
     assert raw_redis.xlen(names.alerts) == published
 
 
@@ -92,7 +92,12 @@ async def test_dlq_list_show_replay_purge(settings: Settings, raw_redis: redis.R
     raw_redis.xadd(names.reports, {"report": json.dumps({"report_id": 42})})
     entries = _read_as(raw_redis, names.reports, "gave-up")
     ctx = new_context(settings)
-    await dead_letter(ctx.redis, "rules", consumes, Entry(entries[0].id, entries[0].fields, 6), "outage")
+    await deadletter.bury(
+        ctx.redis,
+        "rules",
+        consumes,
+        [deadletter.DeadLetter(Entry(entries[0].id, entries[0].fields, 6), "outage")],
+    )
     await run_burst(settings, lambda c: [RulesStage(c)])  # reclaims the poison, dead-letters it
     await ctx.redis.aclose()
 

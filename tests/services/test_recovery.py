@@ -23,7 +23,7 @@ class Crashing:
 
     def __init__(self, ctx: Context) -> None:
         names = ctx.settings.streams
-        self.consumes = Consumes(names.reports, "crashing", names.key("crashing", "dead"))
+        self.partitions = [Consumes(names.reports, "crashing", names.key("crashing", "dead"))]
         self.calls = 0
 
     async def start(self) -> None: ...
@@ -31,7 +31,7 @@ class Crashing:
     async def busy(self) -> bool:
         return False
 
-    async def handle(self, batch: Sequence[Entry]) -> None:
+    async def handle(self, batch: Sequence[Entry], consumes: Consumes) -> None:
         self.calls += 1
         raise RuntimeError("dependency down")
 
