@@ -35,10 +35,13 @@ test: setup
 eval-items: setup
 	$(BIN)/python -m benchmarks.catalog_eval
 
+## lint: ruff (lint and format), mypy --strict, and the import contract (pyproject.toml: stages never
+## import one another; shared layers below them)
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 fmt: setup
 	$(BIN)/ruff format .
