@@ -52,13 +52,13 @@ class ReportFacts:
 
 
 @dataclass
-class Outcome:
+class Evidence:
     """A condition that held: the items it held for, each with evidence, and report evidence."""
 
     items: dict[int, list[str]] = field(default_factory=dict)
     evidence: list[str] = field(default_factory=list)
 
-    def merge(self, other: Outcome) -> Outcome:
+    def merge(self, other: Evidence) -> Evidence:
         if not self.items and not self.evidence:  # the usual first merge: a copy will do
             self.items = {index: list(ev) for index, ev in other.items.items()}
             self.evidence = list(other.evidence)
@@ -66,7 +66,7 @@ class Outcome:
         items = self.items
         for index, ev in other.items.items():
             mine = items.get(index)
-            if mine is None:  # new to this outcome: its evidence once each, in order
+            if mine is None:  # new to this evidence: its evidence once each, in order
                 items[index] = list(dict.fromkeys(ev))
             else:
                 mine.extend(e for e in ev if e not in mine)
@@ -78,7 +78,7 @@ class Outcome:
 
 
 ItemTest = Callable[[ItemFacts], list[str] | None]
-ReportTest = Callable[[ReportFacts], Outcome | None]
+ReportTest = Callable[[ReportFacts], Evidence | None]
 
 
 # ---------------------------------------------------------------- compiling conditions
@@ -232,20 +232,20 @@ class Compiler:
             tests.append(lambda f: _any_report(options, f))
         if cond.not_ is not None:
             inner = self.report(cond.not_)
-            tests.append(lambda f: None if inner(f) is not None else Outcome())
+            tests.append(lambda f: None if inner(f) is not None else Evidence())
         if cond.item is not None:
             item_test = self.item(cond.item)
 
-            def some_item(f: ReportFacts) -> Outcome | None:
+            def some_item(f: ReportFacts) -> Evidence | None:
                 held = {i.index: ev for i in f.items if (ev := item_test(i)) is not None}
-                return Outcome(items=held) if held else None
+                return Evidence(items=held) if held else None
 
             tests.append(some_item)
         if cond.words is not None:
             keys = self.word_keys(cond.words)
 
-            def has_words(f: ReportFacts) -> Outcome | None:
-                out = Outcome()
+            def has_words(f: ReportFacts) -> Evidence | None:
+                out = Evidence()
                 for key in keys:
                     if key in f.text_words:
                         out.evidence.append(f'"{key}" in the report text')
@@ -269,9 +269,9 @@ class Compiler:
             }
             patterns = [re.compile(rf"(?<!\w){re.escape(normalise(c).strip())}(?!\w)") for c in cond.crossing]
 
-            def at_crossing(f: ReportFacts) -> Outcome | None:
+            def at_crossing(f: ReportFacts) -> Evidence | None:
                 if (f.crossing_name in named) or (f.crossing and any(p.search(f.crossing) for p in patterns)):
-                    return Outcome(evidence=[f"crossing {f.report.crossing}"])
+                    return Evidence(evidence=[f"crossing {f.report.crossing}"])
                 return None
 
             tests.append(at_crossing)
@@ -279,7 +279,7 @@ class Compiler:
             bound = cond.total_value
             rates = self.rates
 
-            def total(f: ReportFacts) -> Outcome | None:
+            def total(f: ReportFacts) -> Evidence | None:
                 sum_ = 0.0
                 for i in f.items:
                     it = i.item
@@ -288,7 +288,7 @@ class Compiler:
                     converted = rates.convert(it.unit_price * it.quantity, it.currency, bound.currency)
                     sum_ += converted or 0.0
                 if sum_ and _between(sum_, bound):
-                    return Outcome(
+                    return Evidence(
                         evidence=[f"total value about {sum_:,.0f} {bound.currency} {_bound_text(bound)}"]
                     )
                 return None
@@ -296,16 +296,16 @@ class Compiler:
             tests.append(total)
         if cond.party is not None:
             screen = party_test(cond.party)
-            tests.append(lambda f: None if (ev := screen(f.parties)) is None else Outcome(evidence=ev))
+            tests.append(lambda f: None if (ev := screen(f.parties)) is None else Evidence(evidence=ev))
         return _all_reports_of(tests)
 
 
 def _field_in(name: str, values: frozenset[str]) -> ReportTest:
     label = name.replace("_", " ")
 
-    def test(f: ReportFacts) -> Outcome | None:
+    def test(f: ReportFacts) -> Evidence | None:
         value = getattr(f.report, name)
-        return Outcome(evidence=[f"{label} {value}"]) if value in values else None
+        return Evidence(evidence=[f"{label} {value}"]) if value in values else None
 
     return test
 
@@ -342,27 +342,27 @@ def _any_item(tests: Sequence[ItemTest], facts: ItemFacts) -> list[str] | None:
     return evidence
 
 
-def _all_report(tests: Sequence[ReportTest], facts: ReportFacts) -> Outcome | None:
+def _all_report(tests: Sequence[ReportTest], facts: ReportFacts) -> Evidence | None:
     held = []
     for test in tests:
         found = test(facts)
         if found is None:
             return None
         held.append(found)
-    # Every test returns an outcome of its own, never kept elsewhere: the first one is taken
+    # Every test returns evidence of its own, never kept elsewhere: the first one is taken
     # as it is (what merging it into an empty one copies), the others merged into it.
-    out = held[0] if held else Outcome()
+    out = held[0] if held else Evidence()
     for found in held[1:]:
         out.merge(found)
     return out
 
 
-def _any_report(tests: Sequence[ReportTest], facts: ReportFacts) -> Outcome | None:
-    out: Outcome | None = None
+def _any_report(tests: Sequence[ReportTest], facts: ReportFacts) -> Evidence | None:
+    out: Evidence | None = None
     for test in tests:
         found = test(facts)
         if found is not None:
-            out = (out or Outcome()).merge(found)
+            out = (out or Evidence()).merge(found)
     return out
 
 
@@ -549,8 +549,8 @@ def explain(
     facts = ruleset.facts(report, screening)
     verdicts = []
     for compiled in ruleset.candidates(facts) if use_index else ruleset.rules:
-        outcome = compiled.test(facts)
-        if outcome is None:
+        held = compiled.test(facts)
+        if held is None:
             continue
         suppressed = next(
             (f"exception {eid}: {reason}" for eid, reason, test in compiled.exceptions if test(facts, now)),
@@ -559,9 +559,9 @@ def explain(
         if suppressed:
             verdicts.append(Verdict(compiled.rule.id, None, suppressed))
             continue
-        matched = [facts.items[i] for i in sorted(outcome.items)]
+        matched = [facts.items[i] for i in sorted(held.items)]
         rule = compiled.rule
-        build = functools.partial(_alert, compiled, facts, outcome, matched, now)
+        build = functools.partial(_alert, compiled, facts, held, matched, now)
         ids = (rule.id, facts.report.report_id)
         if rule.frequency is not None:
             per = rule.frequency.per
@@ -585,14 +585,14 @@ def explain(
 def _alert(
     compiled: CompiledRule,
     facts: ReportFacts,
-    outcome: Outcome,
+    held: Evidence,
     matched: Sequence[ItemFacts],
     now: datetime,
     state_reasons: Sequence[str] = (),
 ) -> Alert:
     """The explained alert; ``state_reasons``: why a rule over time fired (its count, its new term)."""
     rule, report = compiled.rule, facts.report
-    evidence = list(outcome.evidence)
+    evidence = list(held.evidence)
     raised: tuple[Severity, str] | None = None
     lowered: tuple[Severity, str] | None = None
     for test, to, reason in compiled.escalations:
@@ -618,7 +618,7 @@ def _alert(
             "description": f.item.description,
             "hs_code": f.cls.hs_code,
             "categories": sorted(f.cls.categories),
-            "evidence": (ev := outcome.items[f.index]) + [e for e in f.cls.evidence if e not in ev],
+            "evidence": (ev := held.items[f.index]) + [e for e in f.cls.evidence if e not in ev],
         }
         for f in matched
     ]

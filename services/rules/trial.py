@@ -39,14 +39,14 @@ class TrialAlert(StrictModel):
 
 
 class TrialLine(StrictModel):
-    """One report's outcome as ``rules test --json`` prints it and ``--expect`` reads it."""
+    """One report's result as ``rules test --json`` prints it and ``--expect`` reads it."""
 
     report_id: str
     alerts: list[TrialAlert]
 
 
 @dataclass(frozen=True)
-class Outcome:
+class ReportTrial:
     report: ImportReport
     verdicts: list[Verdict]
     fired: list[Alert]
@@ -71,9 +71,9 @@ class Outcome:
         )
 
 
-def run(reports: Sequence[ImportReport], ruleset: RuleSet, now: datetime) -> list[Outcome]:
+def run(reports: Sequence[ImportReport], ruleset: RuleSet, now: datetime) -> list[ReportTrial]:
     state = MemoryState()
-    outcomes = []
+    trials = []
     for report in reports:
         at = report.reported_at or now
         if at.tzinfo is None:
@@ -91,8 +91,8 @@ def run(reports: Sequence[ImportReport], ruleset: RuleSet, now: datetime) -> lis
                     fired.append(alert)
             elif verdict.alert is not None:
                 fired.append(verdict.alert)
-        outcomes.append(Outcome(report, verdicts, fired, waiting))
-    return outcomes
+        trials.append(ReportTrial(report, verdicts, fired, waiting))
+    return trials
 
 
 def read_reports(path: Path) -> list[ImportReport]:
@@ -140,7 +140,7 @@ def _items(alert: TrialAlert) -> str:
 
 
 def differences(actual: Sequence[TrialLine], expected: Sequence[TrialLine]) -> list[str]:
-    """What differs, one plain sentence each; empty when the outcome is as expected."""
+    """What differs, one plain sentence each; empty when the result is as expected."""
     got = {line.report_id: line for line in actual}
     want = {line.report_id: line for line in expected}
     found: list[str] = []
@@ -172,11 +172,11 @@ def differences(actual: Sequence[TrialLine], expected: Sequence[TrialLine]) -> l
     return sorted(found)
 
 
-def render(outcome: Outcome) -> str:
+def render(trial: ReportTrial) -> str:
     """Why each alert fires, what was suppressed and what waits on state, for a person."""
-    report = outcome.report
-    lines = [f"{report.report_id}: {len(outcome.fired)} alert(s)"]
-    for alert in outcome.fired:
+    report = trial.report
+    lines = [f"{report.report_id}: {len(trial.fired)} alert(s)"]
+    for alert in trial.fired:
         lines.append(f"  FIRES {alert.rule_id} [{alert.severity.value}] {alert.title}")
         lines.append(f"    legal basis: {alert.legal_basis}")
         if alert.tags:
@@ -189,10 +189,10 @@ def render(outcome: Outcome) -> str:
                 f"    item #{m.index} {json.dumps(m.description, ensure_ascii=False)} HS {m.hs_code or '?'} ({cats})"
             )
             lines += [f"      - {e}" for e in m.evidence]
-    for verdict in outcome.verdicts:
+    for verdict in trial.verdicts:
         if verdict.suppressed_by is not None:
             lines.append(f"  SUPPRESSED {verdict.rule_id} by {verdict.suppressed_by}")
-    for pending, decision in outcome.waiting:
+    for pending, decision in trial.waiting:
         if pending.kind == "frequency":
             lines.append(f"  WAITS {pending.rule_id}: {decision.count} so far; {pending.describe()}")
         else:
