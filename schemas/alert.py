@@ -7,7 +7,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from schemas.base import StrictModel
 
 
 class Severity(StrEnum):
@@ -25,10 +27,8 @@ class Severity(StrEnum):
 _RANK = {s: i for i, s in enumerate(Severity)}
 
 
-class MatchedItem(BaseModel):
+class MatchedItem(StrictModel):
     """An item of the report that made the rule fire, and what about it did."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     index: int = Field(ge=0, description="position in the report's items")
     description: str | None = None
@@ -39,9 +39,7 @@ class MatchedItem(BaseModel):
     )
 
 
-class Alert(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class Alert(StrictModel):
     schema_version: Literal[1] = 1
     alert_id: str = Field(description="derived from report_id, rule_id and rule_version")
     rule_id: str

@@ -11,14 +11,14 @@ from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     StringConstraints,
     field_validator,
     model_validator,
 )
+
+from schemas.base import StrictModel
 
 MAX_TEXT_CHARS = 200_000
 MAX_ITEMS = 2_000
@@ -51,10 +51,8 @@ class Condition(StrEnum):
     UNKNOWN = "unknown"
 
 
-class ReportItem(BaseModel):
+class ReportItem(StrictModel):
     """One line of goods. A description, an HS code, or both."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     description: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2_000)] | None = None
     hs_code: str | None = Field(
@@ -87,10 +85,8 @@ class ReportItem(BaseModel):
         return self
 
 
-class ImportReport(BaseModel):
+class ImportReport(StrictModel):
     """A report of an import: from customs data, a partner system or a news article."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     schema_version: Literal[1] = 1
     report_id: Annotated[

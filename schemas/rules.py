@@ -11,9 +11,10 @@ import re
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from schemas.alert import Severity
+from schemas.base import StrictModel
 from schemas.durations import Duration
 from schemas.report import Condition
 from schemas.sanctions import PartyCondition
@@ -23,8 +24,8 @@ _HS_SELECTOR = re.compile(r"^(\d{2,10})(?:-(\d{2,10}))?$")
 Words = Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]], Field(min_length=1)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+class _Strict(StrictModel):
+    model_config = ConfigDict(populate_by_name=True)  # merged with the strict base's
 
 
 def check_hs_selector(value: str) -> str:

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from schemas.base import StrictModel
 
 PartyRole = Literal["importer", "exporter", "text"]
 _ALL_ROLES: tuple[PartyRole, ...] = ("importer", "exporter", "text")
 
 
-class PartyCondition(BaseModel):
+class PartyCondition(StrictModel):
     """Holds when the importer, the exporter or an organisation named in the text matches a listed
     name or alias of one of ``lists`` with a score of at least ``min_score``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     lists: list[str] = Field(
         min_length=1,

@@ -13,7 +13,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from services.yamlfile import ConfigError, Problem, StrictModel, load
+from schemas.base import StrictModel
+from services.yamlfile import ConfigError, Problem, load
 
 
 class Rates:

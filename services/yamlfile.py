@@ -12,18 +12,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ValidationError
 
 MAX_FILE_BYTES = 5_000_000
 
 M = TypeVar("M", bound=BaseModel)
-
-
-class StrictModel(BaseModel):
-    """The base of every model read from a configuration file: an unknown key is an error (a typo
-    must not pass silently), and what was loaded does not change afterwards."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 @dataclass(frozen=True)

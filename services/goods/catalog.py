@@ -17,9 +17,10 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from schemas.base import StrictModel
 from schemas.report import Condition
 from services.textmatch import Hit, TermMatcher, english_variants, fold, fold_key, longest_first
-from services.yamlfile import ConfigError, Document, Problem, StrictModel, load
+from services.yamlfile import ConfigError, Document, Problem, load
 
 Lang = Literal["en", "zh", "ko"]
 MarkerName = Literal["used", "new", "disassembled", "technicians", "shipyard", "exemption"]

@@ -22,6 +22,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from schemas.base import StrictModel
 from schemas.durations import Duration
 from services.goods.catalog import Catalog, load_catalog
 from services.ingest.sources import FileSource
@@ -30,7 +31,7 @@ from services.ingest.sources.jsonl import JsonlSource
 from services.ingest.sources.table import TableMapping, TableSource
 from services.money import Rates, load_rates
 from services.settings import Settings
-from services.yamlfile import ConfigError, Problem, StrictModel, load
+from services.yamlfile import ConfigError, Problem, load
 
 BUILTIN = ("jsonl", "comtrade", "china-customs", "article")
 

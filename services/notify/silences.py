@@ -18,8 +18,8 @@ import redis.asyncio as aredis
 from pydantic import Field
 
 from schemas.alert import Alert
+from schemas.base import StrictModel
 from services.textmatch import name_key
-from services.yamlfile import StrictModel
 
 MATCH_KEYS: dict[str, str] = {
     "rule_id": "rule id",

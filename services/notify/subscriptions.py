@@ -9,10 +9,11 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from schemas.alert import Alert, Severity
+from schemas.base import StrictModel
 from schemas.durations import Duration
 from services.notify.render import Renderer, TemplateProblem
 from services.textmatch import normalise
-from services.yamlfile import ConfigError, Problem, StrictModel, load
+from services.yamlfile import ConfigError, Problem, load
 
 GroupField = Literal[
     "report_id", "rule_id", "severity", "crossing", "category", "source", "origin_country",

@@ -18,11 +18,12 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from schemas.alert import Alert, Severity
+from schemas.base import StrictModel
 from schemas.report import ImportReport
 from services.rules.engine import RuleSet, Verdict, explain
 from services.rules.temporal import Decision, MemoryState, Pending, settle
 from services.wire import describe_validation
-from services.yamlfile import ConfigError, Problem, StrictModel
+from services.yamlfile import ConfigError, Problem
 
 
 class TrialItem(StrictModel):

@@ -9,8 +9,8 @@ from typing import Literal
 
 import yaml
 
+from schemas.base import StrictModel
 from services.sanctions.index import ScreeningIndex
-from services.yamlfile import StrictModel
 
 
 class Variant(StrictModel):

@@ -19,7 +19,9 @@ from xml.etree.ElementTree import Element, ParseError
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from schemas.base import StrictModel
 
 
 class ListFileError(ValueError):
@@ -31,10 +33,8 @@ class ListFormat(StrEnum):
     OPENSANCTIONS_CSV = "opensanctions-csv"
 
 
-class ListedEntry(BaseModel):
+class ListedEntry(StrictModel):
     """One listed person or entity, as stored in Redis and shown in alerts."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str = Field(description="the list's own record id (UN DATAID, OpenSanctions id)")
     reference: str = Field(description="reference number (UN KPe.016), else the record id")
@@ -55,10 +55,8 @@ class ListedEntry(BaseModel):
         return list(seen)
 
 
-class ListMeta(BaseModel):
+class ListMeta(StrictModel):
     """A loaded list: which file, of which date, which version."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     list: str
     format: ListFormat

@@ -27,6 +27,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, ValidationError, model_validator
 
+from schemas.base import StrictModel
 from schemas.report import ImportReport
 from services.ingest.publisher import content_id
 from services.ingest.sources import (
@@ -39,7 +40,7 @@ from services.ingest.sources import (
 )
 from services.money import Rates, format_amount
 from services.wire import describe_validation
-from services.yamlfile import StrictModel, parse
+from services.yamlfile import parse
 
 MAX_LINE_BYTES = 1_000_000
 MAX_FIELDS = 1_000
