@@ -37,6 +37,20 @@ class MatchedItem(StrictModel):
     evidence: list[str] = Field(
         default_factory=list, description="the conditions that held, in words a person can check"
     )
+    classification: list[str] = Field(
+        default_factory=list,
+        description="how the item was recognised (the part of evidence that every rule shares)",
+    )
+    # The facts of the line, as the report gave them, so a case reads without the report at hand.
+    quantity: float | None = Field(default=None, ge=0)
+    unit: str | None = None
+    unit_price: float | None = Field(default=None, ge=0, description="in ``currency``, as reported")
+    currency: str | None = Field(default=None, description="ISO 4217 code of unit_price and value")
+    value: float | None = Field(default=None, ge=0, description="quantity x unit_price, in ``currency``")
+    value_base: float | None = Field(
+        default=None, ge=0, description="value converted to ``base_currency`` through the rates table"
+    )
+    base_currency: str | None = Field(default=None, description="the rates table's base currency")
 
 
 class Alert(StrictModel):
@@ -60,6 +74,8 @@ class Alert(StrictModel):
     origin_country: str | None = None
     destination_country: str | None = None
     importer: str | None = None
+    exporter: str | None = None
+    reported_at: datetime | None = Field(default=None, description="when the report says it was made")
     url: str | None = None
     dedup_key: str = Field(description="same key within the re-alert window: notify once")
     group_key: str = Field(description="alerts sharing it may be sent as one message")

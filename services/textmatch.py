@@ -339,3 +339,15 @@ def longest_first(hits: Iterable[Hit[T]]) -> list[Hit[T]]:
         taken.append((hit.start, hit.end))
     chosen.sort(key=lambda h: h.start)
     return chosen
+
+
+def clip(text: str, limit: int) -> str:
+    """The text on one line, cut at a word boundary within ``limit`` characters, with an ellipsis."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    cut = flat[: limit - 1]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:-") + "…"

@@ -61,4 +61,4 @@ class Receiver:
         return Response("ok", status=200)
 
     def alert_ids(self) -> list[str]:
-        return [a["alert_id"] for m in self.messages for a in json.loads(m["message"])["alerts"]]
+        return [a["alert_id"] for m in self.messages for a in m["alerts"]]

@@ -19,6 +19,7 @@ from pydantic import Field, field_validator
 
 from schemas.base import StrictModel
 from schemas.report import Condition
+from services.goods.hs import hs_display
 from services.textmatch import Hit, TermMatcher, english_variants, fold, fold_key, longest_first
 from services.yamlfile import ConfigError, Document, Problem, load
 
@@ -264,7 +265,9 @@ class Catalog:
         if hs_code:
             cats = self._hs_categories_of(hs_code)
             categories = categories | cats
-            evidence.append(f"HS {hs_code} declared" + (f" ({', '.join(sorted(cats))})" if cats else ""))
+            evidence.append(
+                f"HS {hs_display(hs_code)} declared" + (f" ({', '.join(sorted(cats))})" if cats else "")
+            )
         elif named.hs_code is not None:
             code, source = named.hs_code, "catalog"
         if condition is Condition.UNKNOWN:

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import apprise
+from apprise import NotifyFormat, NotifyType
 
-from services.notify import localchannels
+from services.notify import localchannels, webhook
+from services.notify.render import Message
 from services.redact import describe_url, register_secret
 from services.yamlfile import ConfigError, Problem, load
 
@@ -34,8 +36,33 @@ class Channel:
     format: str  # text | markdown | html | json
     service: Any
 
-    async def send(self, title: str, body: str) -> bool:
-        return bool(await self.service.async_notify(title=title, body=body))
+    async def send(self, message: Message) -> bool:
+        """Send one rendered message, telling Apprise how its body is written: an HTML body to a
+        mail channel goes out as multipart mail (the HTML, and a plain-text part made from it)."""
+        return bool(
+            await self.service.async_notify(
+                title=message.title,
+                body=message.body,
+                body_format=body_format(message.format),
+                notify_type=notify_type(message.severity),
+            )
+        )
+
+
+_BODY_FORMATS = {"text": NotifyFormat.TEXT, "markdown": NotifyFormat.MARKDOWN, "html": NotifyFormat.HTML}
+"""How each rendered format is announced to Apprise; JSON documents travel as text."""
+
+
+_NOTIFY_TYPES = {"critical": NotifyType.FAILURE, "high": NotifyType.WARNING}
+"""Apprise's message type by severity: chat channels colour a critical case red, a high one amber."""
+
+
+def notify_type(severity: str) -> NotifyType:
+    return _NOTIFY_TYPES.get(severity, NotifyType.INFO)
+
+
+def body_format(rendered: str) -> NotifyFormat:
+    return _BODY_FORMATS.get(rendered, NotifyFormat.TEXT)
 
 
 def _substitute(text: str, file: str) -> str:
@@ -85,12 +112,15 @@ def _format(service: Any) -> str:
     if protocols & _MACHINE_READABLE and not getattr(service, "_format_override", None):
         return "json"
     chosen = getattr(service, "_format_override", None) or getattr(service, "notify_format", "text")
+    if isinstance(chosen, tuple | list):  # the formats a plugin takes, its preferred first (mail: HTML)
+        chosen = chosen[0] if chosen else "text"
     fmt = str(getattr(chosen, "value", chosen))
     return fmt if fmt in ("text", "markdown", "html") else "text"
 
 
 def load_channels(path: Path) -> list[Channel]:
     assert localchannels.LOCAL_SCHEMES  # the local plugins are registered on import
+    assert webhook.REGISTERED  # and the JSON webhooks' payload with the cases as objects
     doc = load(path)  # checks existence, size, encoding, YAML syntax with lines
     if not isinstance(doc.data, dict):
         raise ConfigError(

@@ -67,12 +67,21 @@ def _with_redis(settings: Settings, work: Callable[[Context], Awaitable[T]]) -> 
 def preview(
     alert_file: Annotated[Path, typer.Argument(help="an alert as JSON (one document, or JSON Lines)")],
     subscription: Annotated[str, typer.Option("--subscription", "-s", help="subscription name")],
+    channel: Annotated[
+        str | None,
+        typer.Option("--channel", "-c", help="a channel id or tag: show exactly what it would receive"),
+    ] = None,
     fmt: Annotated[
-        str | None, typer.Option("--format", help="text, markdown, html or json; default: each channel's")
+        str | None,
+        typer.Option(
+            "--format", help="text, markdown, html or json, without channels; default: each channel's"
+        ),
     ] = None,
 ) -> None:
-    """Render the message a subscription would get for these alerts, without sending anything."""
+    """Show what a subscription's channels would receive for these alerts, without sending anything:
+    a mail's subject and its plain-text and HTML parts, a webhook's JSON payload, a chat's markdown."""
     from services.notify.channels import load_channels
+    from services.notify.preview import delivery
     from services.notify.subscriptions import load_subscriptions, renderer_for
 
     settings = load_settings()
@@ -96,23 +105,30 @@ def preview(
     if sub is None:
         fail(f"no subscription {subscription!r}; there are: {', '.join(subs)}")
     renderer = renderer_for(sub)
-    formats: list[tuple[str, str]] = []
+    if not any(sub.wants(a) for a in alerts):
+        typer.echo(f"note: subscription {sub.name!r} would not receive these alerts", err=True)
     if fmt is not None:
         if fmt not in ("text", "markdown", "html", "json"):
             fail(f"--format {fmt!r}: use text, markdown, html or json")
-        formats = [(fmt, fmt)]
-    else:
-        try:
-            channels = load_channels(settings.channels_file)
-            formats = [(f"{c.id} ({c.display})", c.format) for c in channels if c.tags & set(sub.channels)]
-        except ConfigError as error:
-            typer.echo(f"(channels not loaded, showing text: {str(error).splitlines()[0]})", err=True)
-        formats = formats or [("text", "text")]
-    for label, channel_format in formats:
-        message = renderer.render(alerts, channel_format)
-        if not sub.wants(alerts[0]):
-            typer.echo(f"note: subscription {sub.name!r} would not receive this alert", err=True)
-        typer.echo(f"--- {label}: {channel_format}\ntitle: {message.title}\n\n{message.body}\n")
+        message = renderer.render(alerts, fmt)
+        typer.echo(f"--- {fmt}\ntitle: {message.title}\n\n{message.body}\n")
+        return
+    try:
+        channels = [c for c in load_channels(settings.channels_file) if c.tags & set(sub.channels)]
+    except ConfigError as error:
+        fail(f"the channels have errors:\n{error}")
+    if channel is not None:
+        chosen = [c for c in channels if channel in (c.id, *c.tags)]
+        if not chosen:
+            known = ", ".join(c.id for c in channels) or "none"
+            fail(f"no channel {channel!r} among subscription {sub.name!r}'s channels ({known})")
+        channels = chosen
+    if not channels:
+        fail(f"subscription {sub.name!r} has no channel configured (tags {', '.join(sub.channels)})")
+    for ch in channels:
+        typer.echo(
+            f"=== {ch.id} ({ch.display}): {ch.format}\n{delivery(ch, renderer.render(alerts, ch.format))}\n"
+        )
 
 
 # --- silences

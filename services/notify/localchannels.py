@@ -17,6 +17,8 @@ from typing import Any, cast
 
 from apprise.decorators import notify as _apprise_notify
 
+from services.notify.webhook import case_document
+
 # Apprise's decorator is untyped; this is its signature as used here.
 notify = cast(Callable[..., Callable[[Callable[..., bool]], Callable[..., bool]]], _apprise_notify)
 
@@ -40,14 +42,10 @@ def jsonl_path(meta: dict[str, Any]) -> Path:
 def _jsonl(body: str, title: str, notify_type: str, meta: dict[str, Any], *args: Any, **kwargs: Any) -> bool:
     path = jsonl_path(meta)
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        payload: Any = json.loads(body)
-    except ValueError:
-        payload = body
-    line = json.dumps(
-        {"at": datetime.now(UTC).isoformat(), "title": title, "message": payload},
-        ensure_ascii=False,
-    )
+    # The same shape as a JSON webhook's payload: the text, and the cases and alerts as objects.
+    record: dict[str, Any] = {"at": datetime.now(UTC).isoformat(), "title": title}
+    record.update(case_document(body) or {"message": body})
+    line = json.dumps(record, ensure_ascii=False)
     with _write_lock, path.open("a", encoding="utf-8") as handle:
         handle.write(line + "\n")
     return True

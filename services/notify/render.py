@@ -21,6 +21,8 @@ from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from schemas.alert import Alert, MatchedItem, Severity
+from services.money import format_amount
+from services.notify.case import cases_of
 
 TEMPLATES = Path(__file__).parent / "templates"
 FORMATS = ("text", "markdown", "html")
@@ -31,6 +33,10 @@ NAMES = ("title", *FORMATS)
 class Message:
     title: str
     body: str
+    format: str = "text"
+    """text, markdown, html or json: how the body is written, so the channel is told."""
+    severity: str = "info"
+    """The worst severity in the message (chat channels colour a message by it)."""
 
 
 class TemplateProblem(ValueError):
@@ -40,16 +46,21 @@ class TemplateProblem(ValueError):
 
 
 def sample_alerts() -> list[Alert]:
-    """Two alerts of one report, for trial renders and ``notify preview`` examples."""
+    """A report's case for trial renders (every template is tried on it at load): two rules on one
+    item with its quantity and prices, and a finding about the report as a whole."""
     common: dict[str, Any] = {
         "report_id": "sample-report", "source": "sample", "crossing": "Hunchun-Rason",
         "origin_country": "CN", "destination_country": "KP", "created_at": datetime(2026, 3, 6, tzinfo=UTC),
-        "url": "https://example.org/report", "dedup_key": "sample", "group_key": "sample",
-        "legal_basis": "UNSCR 2397 (2017) OP7", "rule_version": "v1",
+        "reported_at": datetime(2026, 3, 6, 9, 5, tzinfo=UTC), "importer": "Rason trading company",
+        "exporter": "Hunchun machinery dealer", "url": "https://example.org/report", "dedup_key": "sample",
+        "group_key": "sample", "legal_basis": "UNSCR 2397 (2017) OP7", "rule_version": "v1",
+        "evidence": ["destination country KP"],
     }  # fmt: skip
     item = MatchedItem(
-        index=0, description="CNC cutting machines", hs_code="8456.11",
-        categories=["machine-tools"], evidence=["HS 8456 is in chapters 84"],
+        index=0, description="CNC cutting machines", hs_code="845611", categories=["machine-tools"],
+        evidence=["HS 8456.11 (declared) falls in chapters 84 to 85", "HS 845611 declared"],
+        classification=["HS 845611 declared"], quantity=4, unit="unit", unit_price=250000,
+        currency="CNY", value=1000000, value_base=138000, base_currency="USD",
     )  # fmt: skip
     return [
         Alert(
@@ -59,7 +70,6 @@ def sample_alerts() -> list[Alert]:
             title="Shipyard equipment to the DPRK",
             summary="CNC cutting machines",
             matched_items=[item],
-            evidence=["severity raised to critical: second-hand machinery"],
             tags=["unscr-2397"],
             **common,
         ),
@@ -73,12 +83,35 @@ def sample_alerts() -> list[Alert]:
             tags=["unscr-2397"],
             **common,
         ),
+        Alert(
+            alert_id="a-sample-3",
+            rule_id="technical-assistance",
+            severity=Severity.HIGH,
+            title="Technicians sent to install machinery",
+            summary="technicians",
+            tags=["unscr-2321"],
+            **{**common, "evidence": [*common["evidence"], '"technicians" in the report text']},
+        ),
     ]
 
 
+SEVERITY_STYLE = {
+    "critical": "background: #b00020; color: #fff;",
+    "high": "background: #e65100; color: #fff;",
+    "medium": "background: #fbc02d; color: #111;",
+    "low": "background: #ddd; color: #111;",
+    "info": "background: #eee; color: #111;",
+}
+"""The badge of each severity in HTML (colours that print legibly in grey too)."""
+
+
 def context_for(alerts: Sequence[Alert]) -> dict[str, Any]:
+    """What every template gets: the cases (one per report, worst first) and, for templates
+    written against single alerts, the alerts themselves."""
     ordered = sorted(alerts, key=lambda a: (-a.severity.rank, a.rule_id, a.report_id))
     return {
+        "severity_style": SEVERITY_STYLE,
+        "cases": [c.as_dict() for c in cases_of(ordered)],
         "alerts": [a.model_dump(mode="json") for a in ordered],
         "count": len(ordered),
         "severity": ordered[0].severity.value,
@@ -91,12 +124,35 @@ def context_for(alerts: Sequence[Alert]) -> dict[str, Any]:
     }
 
 
+def amount(value: float | None) -> str:
+    """``168000.0`` -> ``168,000``; ``1234.5`` -> ``1,234.5``."""
+    return "" if value is None else format_amount(value)
+
+
+def moment(value: str | None) -> str:
+    """An ISO time as people read it: ``2026-03-06 09:05 UTC`` (the date alone at midnight)."""
+    if not value:
+        return ""
+    at = datetime.fromisoformat(value).astimezone(UTC)
+    if (at.hour, at.minute, at.second) == (0, 0, 0):
+        return at.strftime("%Y-%m-%d")
+    return at.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _environment(*, autoescape: bool) -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(
+        undefined=StrictUndefined, autoescape=autoescape, trim_blocks=True, lstrip_blocks=True
+    )
+    env.filters.update(amount=amount, moment=moment)
+    return env
+
+
 class Renderer:
     """The default templates, with any of them replaced by files (``overrides``: name -> path)."""
 
     def __init__(self, directory: Path = TEMPLATES, overrides: Mapping[str, Path] | None = None) -> None:
-        self.plain = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
-        self.html = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=True)
+        self.plain = _environment(autoescape=False)
+        self.html = _environment(autoescape=True)
         chosen = {name: directory / ("title.j2" if name == "title" else f"{name}.j2") for name in NAMES}
         chosen.update(overrides or {})
         self.templates: dict[str, Template] = {}
@@ -129,7 +185,10 @@ class Renderer:
         context = context_for(alerts)
         title = " ".join(self.templates["title"].render(context).split())
         if fmt == "json":
-            body = json.dumps({"title": title, "alerts": context["alerts"]}, ensure_ascii=False)
-        else:
-            body = self.templates.get(fmt, self.templates["text"]).render(context).strip()
-        return Message(title, body)
+            # For programs: the cases and their alerts as objects, and the text for people. The
+            # JSON channels put these keys into their payload, so a program parses it once.
+            text = self.templates["text"].render(context).strip()
+            document = {"message": text, "cases": context["cases"], "alerts": context["alerts"]}
+            return Message(title, json.dumps(document, ensure_ascii=False), fmt, context["severity"])
+        body = self.templates.get(fmt, self.templates["text"]).render(context).strip()
+        return Message(title, body, fmt, context["severity"])

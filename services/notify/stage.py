@@ -374,7 +374,7 @@ class NotifyStage:
         except Exception as exc:
             return "dead", redact(f"rendering failed: {type(exc).__name__}: {exc}")
         try:
-            ok = await asyncio.wait_for(channel.send(message.title, message.body), limit)
+            ok = await asyncio.wait_for(channel.send(message), limit)
         except TimeoutError:
             return "failed", f"no answer within {limit:g}s"
         except Exception as exc:  # a plugin raising is a failed send, not a dead worker

@@ -20,12 +20,13 @@ from schemas.alert import Alert, Severity, alert_id_for
 from schemas.report import ImportReport, ReportItem
 from schemas.rules import Amount, Count, Exception_, ItemCondition, ReportCondition, Rule
 from services.goods.catalog import Catalog, Classification
-from services.money import Rates
+from services.goods.hs import hs_display
+from services.money import Rates, format_amount
 from services.rules.index import Anchor, RuleIndex, word_key
 from services.rules.temporal import Pending, frequency_pending, new_term_pending
 from services.sanctions.index import ScreeningIndex
 from services.sanctions.matcher import PartyScreen, party_test
-from services.textmatch import TermMatcher, name_key, normalise
+from services.textmatch import TermMatcher, clip, name_key, normalise
 
 # ---------------------------------------------------------------- facts about one report
 
@@ -121,12 +122,14 @@ def _between(value: float, bound: Amount | Count) -> bool:
 
 
 def _bound_text(bound: Amount | Count) -> str:
+    """``is at least 5,000 CNY``, ``is at most 10``, ``is between 1,000 and 5,000 USD``."""
     unit = f" {bound.currency}" if isinstance(bound, Amount) else ""
-    parts = [
-        f">= {bound.gte:g}{unit}" if bound.gte is not None else "",
-        f"<= {bound.lte:g}{unit}" if bound.lte is not None else "",
-    ]
-    return " and ".join(p for p in parts if p)
+    if bound.gte is not None and bound.lte is not None:
+        return f"is between {format_amount(bound.gte)} and {format_amount(bound.lte)}{unit}"
+    if bound.gte is not None:
+        return f"is at least {format_amount(bound.gte)}{unit}"
+    assert bound.lte is not None
+    return f"is at most {format_amount(bound.lte)}{unit}"
 
 
 @dataclass
@@ -157,10 +160,10 @@ class Compiler:
             def hs_holds(f: ItemFacts) -> list[str] | None:
                 code = f.cls.hs_code
                 hit = hs(code) if code else None
-                if hit is None:
+                if hit is None or code is None:
                     return None
-                how = "declared" if f.cls.hs_source == "declared" else "from the description"
-                return [f"HS {code} ({how}) is in {hit}"]
+                how = "declared" if f.cls.hs_source == "declared" else "classified from the description"
+                return [f"HS {hs_display(code)} ({how}) {_hs_scope(code, hit)}"]
 
             tests.append(hs_holds)
         if cond.categories is not None:
@@ -561,7 +564,7 @@ def explain(
             continue
         matched = [facts.items[i] for i in sorted(held.items)]
         rule = compiled.rule
-        build = functools.partial(_alert, compiled, facts, held, matched, now)
+        build = functools.partial(_alert, compiled, facts, held, matched, now, ruleset.rates)
         ids = (rule.id, facts.report.report_id)
         if rule.frequency is not None:
             per = rule.frequency.per
@@ -588,6 +591,7 @@ def _alert(
     held: Evidence,
     matched: Sequence[ItemFacts],
     now: datetime,
+    rates: Rates,
     state_reasons: Sequence[str] = (),
 ) -> Alert:
     """The explained alert; ``state_reasons``: why a rule over time fired (its count, its new term)."""
@@ -619,6 +623,8 @@ def _alert(
             "hs_code": f.cls.hs_code,
             "categories": sorted(f.cls.categories),
             "evidence": (ev := held.items[f.index]) + [e for e in f.cls.evidence if e not in ev],
+            "classification": list(f.cls.evidence),
+            **_line_facts(f.item, rates),
         }
         for f in matched
     ]
@@ -640,11 +646,45 @@ def _alert(
         origin_country=report.origin_country,
         destination_country=report.destination_country,
         importer=report.importer,
+        exporter=report.exporter,
+        reported_at=report.reported_at,
         url=report.url,
         dedup_key=_key(rule.id, rule.dedup, facts, matched),
         group_key=_key("", rule.group_by, facts, matched),
         realert=rule.realert,
     )
+
+
+def _hs_scope(code: str, selector: str) -> str:
+    """Where a code falls in a rule's HS selector, in words: a chapter range, a chapter, a heading."""
+    if "-" in selector:
+        low, high = selector.split("-")
+        kind = {2: "chapters", 4: "headings"}.get(len(low), "codes")
+        return f"falls in {kind} {low} to {high}"
+    if selector == code:
+        return "is named in the rule"
+    kind = {2: "chapter", 4: "heading"}.get(len(selector), "subheading")
+    return f"falls in {kind} {hs_display(selector)}"
+
+
+def _line_facts(item: ReportItem, rates: Rates) -> dict[str, object]:
+    """Quantity, unit, prices and the line's value (stated, and in the rates table's base)."""
+    out: dict[str, object] = {}
+    if item.quantity is not None:
+        out["quantity"] = item.quantity
+    if item.unit:
+        out["unit"] = item.unit
+    if item.unit_price is None:
+        return out
+    currency = item.currency or rates.base
+    out["unit_price"], out["currency"] = item.unit_price, currency
+    if item.quantity is not None:
+        value = item.unit_price * item.quantity
+        out["value"] = round(value, 2)
+        converted = rates.convert(value, currency, rates.base)
+        if converted is not None:
+            out["value_base"], out["base_currency"] = round(converted, 2), rates.base
+    return out
 
 
 def _summary(facts: ReportFacts, matched: Sequence[ItemFacts]) -> str:
@@ -659,7 +699,7 @@ def _summary(facts: ReportFacts, matched: Sequence[ItemFacts]) -> str:
         names.append(label)
     if len(matched) > 5:
         names.append(f"and {len(matched) - 5} more")
-    what = "; ".join(names) if names else (report.text or "")[:160]
+    what = "; ".join(names) if names else clip(report.text or "", 160)
     return f"{what}" + (f" [{where}]" if where else "")
 
 

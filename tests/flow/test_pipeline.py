@@ -30,7 +30,7 @@ def flow_settings(settings: Settings, tmp_path: Path, receiver: Receiver) -> Set
 
 
 def received_rules(receiver: Receiver) -> set[str]:
-    return {a["rule_id"] for m in receiver.messages for a in json.loads(m["message"])["alerts"]}
+    return {a["rule_id"] for m in receiver.messages for a in m["alerts"]}
 
 
 async def test_news_report_file_to_http_channel(
@@ -45,7 +45,10 @@ async def test_news_report_file_to_http_channel(
 
     assert received_rules(receiver) >= EXPECTED_RULES
     assert len(receiver.messages) == 1  # one report, one message, every reason in it
-    body = json.loads(receiver.messages[0]["message"])
+    body = receiver.messages[0]  # parsed once: the cases and alerts are objects of the payload
+    (case,) = body["cases"]
+    assert case["report_id"] == NEWS_REPORT["report_id"]
+    assert "Findings" in body["message"]
     shipyard = next(a for a in body["alerts"] if a["rule_id"] == "shipyard-equipment")
     assert shipyard["legal_basis"].startswith("UNSCR 2397")
     assert shipyard["crossing"] == "Hunchun-Rason (Wonjong-ri)"  # the catalog's name for it

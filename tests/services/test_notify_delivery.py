@@ -4,6 +4,8 @@ silences, re-alert windows, a slow channel beside a fast one, and a notifier kil
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import json
 import os
 import signal
@@ -126,12 +128,15 @@ async def test_a_burst_of_200_alerts_is_one_grouped_message_and_one_digest_email
 
     assert len(receiver.messages) == 1
     assert sorted(receiver.alert_ids()) == sorted(a.alert_id for a in alerts)
-    assert receiver.messages[0]["title"] == "[HIGH] 200 alerts in 200 reports at Dandong-Sinuiju"
+    assert receiver.messages[0]["title"].startswith("[HIGH] 200 cases at Dandong-Sinuiju; the worst: ")
     assert len(box.messages) == 1
-    email = box.messages[0].decode("utf-8", "replace")
-    assert "<table" in email
-    assert "r-0000" in email
-    assert "r-0199" in email
+    digest = email.message_from_bytes(box.messages[0], policy=email.policy.default)
+    html = digest.get_body(preferencelist=("html",))
+    assert html is not None
+    markup = html.get_content()
+    assert "Case 1 of 200" in markup  # one digest, every case in it
+    assert "r-0000" in markup
+    assert "r-0199" in markup
 
 
 async def test_a_backlog_is_coalesced_per_subscription_and_each_message_is_recorded(
@@ -157,7 +162,7 @@ async def test_a_backlog_is_coalesced_per_subscription_and_each_message_is_recor
     await run_burst(s, lambda ctx: [NotifyStage(ctx)])
 
     def sends(receiver: Receiver) -> list[list[str]]:
-        return [[a["alert_id"] for a in json.loads(m["message"])["alerts"]] for m in receiver.messages]
+        return [[a["alert_id"] for a in m["alerts"]] for m in receiver.messages]
 
     assert sorted(i for ids in sends(tickets) for i in ids) == sorted(f"a-{n:04d}" for n in range(25))
     assert all(len(ids) == 1 for ids in sends(tickets))  # one report per request
@@ -181,7 +186,7 @@ async def test_a_silence_added_while_a_message_waits_holds_it_at_send_time(
     requests: list[list[str]] = []
 
     def handler(request: Request) -> Response:
-        ids = [a["alert_id"] for a in json.loads(json.loads(request.get_data())["message"])["alerts"]]
+        ids = [a["alert_id"] for a in json.loads(request.get_data())["alerts"]]
         requests.append(ids)
         if len(requests) == 1:
             silence = Silence(
@@ -350,7 +355,7 @@ async def test_a_notifier_killed_mid_batch_resends_nothing_it_recorded(
     killed = threading.Event()
 
     def handler(request: Request) -> Response:
-        ids = [a["alert_id"] for a in json.loads(json.loads(request.get_data())["message"])["alerts"]]
+        ids = [a["alert_id"] for a in json.loads(request.get_data())["alerts"]]
         assert len(ids) <= coalesce
         if len(sends) == 5 and not killed.is_set():
             blocked.set()  # the sixth send is in flight: the worker is killed now
@@ -440,8 +445,59 @@ def test_notify_preview_renders_without_sending(
         cli, ["notify", "preview", str(alert_file), "--subscription", "team", "--format", "markdown"], env=env
     )
     assert shown.exit_code == 0, shown.output
-    assert "title: [HIGH] Industrial machinery to the DPRK at Dandong-Sinuiju (report r-0007)" in shown.output
-    assert "lathe 7 (HS `8458.11`)" in shown.output
+    assert "title: [HIGH] lathe 7 to North Korea via Dandong-Sinuiju" in shown.output
+    assert "lathe 7 (HS 8458.11)" in shown.output
     unknown = runner.invoke(cli, ["notify", "preview", str(alert_file), "--subscription", "nobody"], env=env)
     assert unknown.exit_code == 2
     assert "no subscription 'nobody'" in unknown.output
+
+
+def test_notify_preview_shows_exactly_what_each_channel_receives(
+    settings: Settings, tmp_path: Path, restore_logging: None
+) -> None:
+    alert_file = tmp_path / "alert.json"
+    alert_file.write_text(make_alert(7).model_dump_json())
+    channels = tmp_path / "channels.yaml"
+    channels.write_text(
+        "version: 1\nurls:\n"
+        "  - mailto://127.0.0.1:2525?to=desk@example.org&from=tw@example.org&mode=insecure:\n"
+        "      - tag: desk\n"
+        "  - json://127.0.0.1:9/hook:\n      - tag: desk\n"
+    )
+    subs = write_subscriptions(
+        tmp_path / "subscriptions.yaml", "version: 1\nsubscriptions:\n  - name: team\n    channels: [desk]\n"
+    )
+    env = {"TRADEWATCH_SUBSCRIPTIONS_FILE": str(subs), "TRADEWATCH_CHANNELS_FILE": str(channels)}
+    runner = CliRunner()
+
+    def preview(*extra: str) -> str:
+        shown = runner.invoke(cli, ["notify", "preview", str(alert_file), "-s", "team", *extra], env=env)
+        assert shown.exit_code == 0, shown.output
+        return shown.output
+
+    both = preview()
+    mail_id = next(
+        line.split()[1] for line in both.splitlines() if line.startswith("=== desk-") and "mailto" in line
+    )
+    # A mail: its subject and both parts, as the mail channel builds them (nothing sent: port 2525
+    # and port 9 have no server).
+    mail = preview("--channel", mail_id)
+    assert "Subject: [HIGH] lathe 7 to North Korea via Dandong-Sinuiju" in mail
+    assert "--- text/plain" in mail
+    assert "--- text/html" in mail
+    plain = mail.split("--- text/plain", 1)[1].split("--- text/html", 1)[0]
+    assert "Findings" in plain.splitlines()
+    assert "<h2" in mail.split("--- text/html", 1)[1]
+    # A JSON webhook: the payload it posts, with the case and the alerts as objects.
+    webhook = both.split("json://", 1)[1]
+    document = json.loads(webhook[webhook.index("{") : webhook.rindex("}") + 1])
+    assert document["title"] == "[HIGH] lathe 7 to North Korea via Dandong-Sinuiju"
+    assert document["type"] == "warning"
+    assert document["cases"][0]["report_id"] == "r-0007"
+    assert document["alerts"][0]["alert_id"] == make_alert(7).alert_id
+    assert "Findings" in document["message"]
+    missing = runner.invoke(
+        cli, ["notify", "preview", str(alert_file), "-s", "team", "--channel", "x"], env=env
+    )
+    assert missing.exit_code == 2
+    assert "no channel 'x'" in missing.output

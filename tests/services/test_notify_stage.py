@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 from pathlib import Path
 
@@ -44,7 +46,7 @@ async def test_one_report_is_one_message_listing_every_reason(
     message = receiver.messages[0]
     assert message["title"].startswith("[CRITICAL]")
     assert sorted(receiver.alert_ids()) == sorted(a.alert_id for a in alerts)
-    assert {a["rule_id"] for a in json.loads(message["message"])["alerts"]} >= EXPECTED_RULES
+    assert {a["rule_id"] for a in message["alerts"]} >= EXPECTED_RULES
     history = raw_redis.xrange(s.streams.key("deliveries"))
     assert {f[b"outcome"] for _, f in history} == {b"sent"}
 
@@ -99,7 +101,7 @@ async def test_a_failing_channel_does_not_resend_on_the_working_one(
     assert len(flaky.messages) == 1
 
 
-async def test_email_through_a_local_smtp_server_as_an_html_table(
+async def test_email_through_a_local_smtp_server_is_multipart_html_and_text(
     settings: Settings, raw_redis: redis.Redis, tmp_path: Path, smtp: object
 ) -> None:
     controller, box = smtp  # type: ignore[misc]
@@ -118,7 +120,26 @@ async def test_email_through_a_local_smtp_server_as_an_html_table(
     await run_burst(s, lambda ctx: [NotifyStage(ctx)])
 
     assert len(box.messages) == 1
-    mail = box.messages[0].decode("utf-8", "replace")
-    assert "<table" in mail
-    assert "Shipyard equipment" in mail
-    assert "medical-imaging-review" not in mail  # medium: below this subscription's minimum
+    message = email.message_from_bytes(box.messages[0], policy=email.policy.default)
+    assert message.get_content_type() == "multipart/alternative"
+    assert str(message["Subject"]).startswith("[CRITICAL] ")
+    plain = message.get_body(preferencelist=("plain",))
+    html = message.get_body(preferencelist=("html",))
+    assert plain is not None
+    assert html is not None
+    text, markup = plain.get_content(), html.get_content()
+    # Real HTML: a heading, the findings as a list, the legal basis of each reason.
+    assert "<h2" in markup
+    assert "<ol" in markup
+    assert "<li" in markup
+    assert "Legal basis: UNSCR 2397" in markup
+    # A plain part a person reads: one line per fact and per reason, not one blob.
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    assert len(lines) > 20
+    assert "Findings" in lines
+    assert any(line.startswith("Route: China (CN) -> North Korea (KP)") for line in lines)
+    assert any(line.startswith("- Shipyard equipment to the DPRK [CRITICAL]") for line in lines)
+    assert "<" not in text
+    assert "medical-imaging-review" not in box.messages[0].decode(
+        "utf-8", "replace"
+    )  # medium: below this subscription's minimum

@@ -89,7 +89,10 @@ def test_hs_range_fires_with_item_evidence(rules: RuleSet) -> None:
     assert alert.severity is Severity.HIGH
     assert [m.index for m in alert.matched_items] == [1]
     assert alert.matched_items[0].hs_code == "8458"
-    assert "HS 8458 (from the description) is in 84-85" in alert.matched_items[0].evidence
+    assert (
+        "HS 8458 (classified from the description) falls in chapters 84 to 85"
+        in alert.matched_items[0].evidence
+    )
     assert alert.legal_basis == "UNSCR 2397 OP7"
     assert alert.tags == ["unscr-2397"]
 
@@ -122,7 +125,7 @@ def test_prices_convert_through_the_rates_table(rules: RuleSet) -> None:
     dear = report(items=[{"description": "seeder", "unit_price": 800, "currency": "USD"}])
     assert "pricey" not in {a.rule_id for a in evaluate(cheap, rules, NOW)}
     (alert,) = [a for a in evaluate(dear, rules, NOW) if a.rule_id == "pricey"]
-    assert "unit price 800 USD (about 5,797 CNY) >= 5000 CNY" in alert.matched_items[0].evidence
+    assert "unit price 800 USD (about 5,797 CNY) is at least 5,000 CNY" in alert.matched_items[0].evidence
 
 
 def test_words_in_text_in_any_language(rules: RuleSet) -> None:

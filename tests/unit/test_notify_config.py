@@ -99,9 +99,13 @@ def test_render_every_format_with_the_reasons() -> None:
     ]
     for fmt in ("text", "markdown", "html", "json"):
         message = renderer.render(alerts, fmt)
-        assert message.title == "[CRITICAL] 2 reasons at Hunchun-Rason (report r-1)"
+        # One report: one case, headed by what was seen and where it went.
+        assert message.title == "[CRITICAL] CNC cutting machine <b> to North Korea via Hunchun-Rason"
+        assert message.format == fmt
+        assert message.severity == "critical"
         assert "UNSCR 2397 OP7" in message.body
         assert "8456" in message.body
     html = renderer.render(alerts, "html").body
-    assert "<table" in html
-    assert "&lt;b&gt;" in html
+    assert "<ol" in html
+    assert "&lt;b&gt;" in html  # the report's words are escaped in HTML
+    assert "<b>" not in html

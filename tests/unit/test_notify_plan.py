@@ -108,7 +108,7 @@ def test_silence_matchers() -> None:
             parse_matchers(bad)
 
 
-def test_a_group_renders_as_one_table_and_one_list() -> None:
+def test_a_group_renders_one_case_per_report() -> None:
     alerts = [
         alert(alert_id=f"a-{n}", report_id=f"r-{n}", url=f"https://example.org/{n}",
               matched_items=[MatchedItem(index=0, description=f"lathe {n}", hs_code="8458.11")])
@@ -116,24 +116,29 @@ def test_a_group_renders_as_one_table_and_one_list() -> None:
     ]  # fmt: skip
     renderer = Renderer()
     html = renderer.render(alerts, "html")
-    assert html.title == "[CRITICAL] 3 alerts in 3 reports at Hunchun-Rason"
-    assert html.body.count("<tr>") == 4  # header + one row per alert
+    assert (
+        html.title
+        == "[CRITICAL] 3 cases at Hunchun-Rason; the worst: lathe 0 to North Korea via Hunchun-Rason"
+    )
+    assert html.body.count("<h2") == 3  # one heading per case
+    assert "Case 3 of 3" in html.body
     assert 'href="https://example.org/2"' in html.body
     md = renderer.render(alerts, "markdown").body
     for n in range(3):
-        assert f"lathe {n} (HS `8458.11`)" in md
+        assert f"lathe {n} (HS 8458.11)" in md
         assert f"`r-{n}`" in md
     text = renderer.render([alert(severity=Severity.HIGH)], "text")
-    assert text.title == "[HIGH] Shipyard equipment to the DPRK at Hunchun-Rason (report r-1)"
-    for words in (
-        "Seen:",
-        "Where:  Hunchun-Rason",
-        "HS 8456",
-        "Legal basis: UNSCR 2397 OP7",
-        "Report: r-1",
-        "Alert:  a-1",
+    assert text.title == "[HIGH] CNC cutting machine <b> to North Korea via Hunchun-Rason"
+    lines = text.body.splitlines()
+    for start in (
+        "Report:   r-1",
+        "Route:    ? -> North Korea (KP), crossing Hunchun-Rason",
+        "1. HIGH: CNC cutting machine <b> (HS 8456)",
+        "   - Shipyard equipment to the DPRK [HIGH]",
+        "       Legal basis: UNSCR 2397 OP7",
+        "Alerts: a-1",
     ):
-        assert words in text.body
+        assert any(line.startswith(start) for line in lines), (start, text.body)
 
 
 def test_template_overrides_are_checked_at_load(tmp_path: Path) -> None:

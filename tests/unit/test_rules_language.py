@@ -69,10 +69,15 @@ def test_second_hand_and_disassembled_raise_severity(pack: RuleSet) -> None:
 
 
 def test_high_value_units_and_technicians(pack: RuleSet) -> None:
-    dear = report(items=[{"description": "seeder", "unit_price": 5000, "currency": "CNY"}])
-    cheap = report(items=[{"description": "seeder", "unit_price": 4999, "currency": "CNY"}])
+    # A unit of USD 20,000 and more, or a line of USD 100,000 and more (the reasons are in the file).
+    dear = report(items=[{"description": "excavator", "unit_price": 20000, "currency": "USD"}])
+    cheap = report(items=[{"description": "excavator", "unit_price": 19999, "currency": "USD"}])
+    fleet = report(items=[{"description": "tractor", "quantity": 20, "unit_price": 5000, "currency": "USD"}])
+    few = report(items=[{"description": "tractor", "quantity": 19, "unit_price": 5000, "currency": "USD"}])
     assert "high-value-machinery" in fired(dear, pack)
     assert "high-value-machinery" not in fired(cheap, pack)
+    assert "high-value-machinery" in fired(fleet, pack)
+    assert "high-value-machinery" not in fired(few, pack)
     assert fired(report(text="중국 기술자들이 설치를 도왔다"), pack)["technical-assistance"] is Severity.HIGH
 
 

@@ -1,0 +1,285 @@
+"""Alerts as cases: everything found in one report, read as one case by the person who acts on it.
+
+The alert stream keeps one alert per rule (the contract); a person wants one case per shipment.
+``cases_of`` turns the alerts of a message into cases, worst first:
+
+- the shared facts once (dates, route and crossing, parties, source and link);
+- each matched item once, with quantity, unit, unit price and value (stated and in the base
+  currency), and how it was classified;
+- findings: alerts about the same items read as one finding with several reasons (a chapter
+  ban, dual-use, second-hand and high value on one lathe are one finding, four reasons), each
+  reason with its rule, severity and legal basis.
+
+Pure: alerts in, plain data out, for the templates and for webhooks (``as_dict``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from schemas.alert import Alert, MatchedItem, Severity
+from services.goods.hs import hs_display
+from services.money import format_amount
+from services.textmatch import clip
+
+COUNTRY_NAMES = {"CN": "China", "KP": "North Korea", "RU": "Russia", "KR": "South Korea"}
+"""Names for the codes the trade watched here is about; others are shown as codes."""
+
+HEADLINE_ITEMS = 3
+
+
+def country(code: str | None) -> str | None:
+    """``KP`` -> ``North Korea (KP)``."""
+    if not code:
+        return None
+    name = COUNTRY_NAMES.get(code)
+    return f"{name} ({code})" if name else code
+
+
+@dataclass
+class CaseItem:
+    """One line of goods of the report that some rule named."""
+
+    index: int
+    description: str
+    hs_code: str | None
+    categories: list[str]
+    quantity: float | None = None
+    unit: str | None = None
+    unit_price: float | None = None
+    currency: str | None = None
+    value: float | None = None
+    value_base: float | None = None
+    base_currency: str | None = None
+    classified: list[str] = field(default_factory=list)
+    """How the item was recognised (the same whichever rule named it)."""
+
+    @property
+    def label(self) -> str:
+        hs = hs_display(self.hs_code)
+        return f"{self.description} (HS {hs})" if hs else self.description
+
+    @property
+    def quantity_text(self) -> str:
+        if self.quantity is None:
+            return ""
+        return f"{_number(self.quantity)} {_unit(self.unit, self.quantity)}"
+
+    @property
+    def amounts(self) -> str:
+        """``40 units at 42,000 CNY a unit = 1,680,000 CNY (231,840 USD)``; empty when none given."""
+        parts = [self.quantity_text] if self.quantity_text else []
+        if self.unit_price is not None:
+            price = f"{format_amount(self.unit_price)} {self.currency} a unit"
+            parts.append(f"at {price}" if parts else price)
+        line = " ".join(parts)
+        if self.value is not None:
+            line += f" = {format_amount(self.value)} {self.currency}"
+            if self.value_base is not None and self.base_currency != self.currency:
+                line += f" ({format_amount(self.value_base)} {self.base_currency})"
+        return line
+
+
+@dataclass
+class Reason:
+    """One rule's verdict within a finding."""
+
+    rule_id: str
+    title: str
+    severity: str
+    legal_basis: str
+    why: list[str]
+    alert_id: str
+
+
+@dataclass
+class Finding:
+    """What one or more rules said about the same items (or about the report as a whole)."""
+
+    severity: str
+    what: str
+    items: list[int]
+    reasons: list[Reason]
+
+
+@dataclass
+class Case:
+    """Everything found in one report."""
+
+    report_id: str
+    severity: str
+    headline: str
+    findings: list[Finding]
+    items: list[CaseItem]
+    common: list[str]
+    """Conditions every finding shares (the destination, say), said once."""
+    reported_at: str | None
+    origin_country: str | None
+    destination_country: str | None
+    crossing: str | None
+    importer: str | None
+    exporter: str | None
+    source: str | None
+    url: str | None
+    alert_ids: list[str]
+
+    @property
+    def route(self) -> str | None:
+        ends = [country(self.origin_country) or "?", country(self.destination_country) or "?"]
+        return None if ends == ["?", "?"] else " -> ".join(ends)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for templates and webhooks, with the derived fields spelled out."""
+        data = asdict(self)
+        data["route"] = self.route
+        for item, plain in zip(self.items, data["items"], strict=True):
+            plain["label"] = item.label
+            plain["amounts"] = item.amounts
+            plain["quantity_text"] = item.quantity_text
+            plain["hs_display"] = hs_display(item.hs_code)
+        return data
+
+
+_COUNTED_UNITS = frozenset({"unit", "set", "piece", "machine", "vehicle", "vessel", "item", "lot", "box"})
+
+
+def _number(value: float) -> str:
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:,g}"
+
+
+def _unit(unit: str | None, quantity: float) -> str:
+    """``unit`` -> ``units`` for more than one; measures (kg, t, m3) as they are."""
+    word = unit or "unit"
+    return f"{word}s" if quantity != 1 and word.lower() in _COUNTED_UNITS else word
+
+
+def cases_of(alerts: Sequence[Alert]) -> list[Case]:
+    """The alerts grouped by report, worst case first (then the earliest report)."""
+    by_report: dict[str, list[Alert]] = {}
+    for alert in alerts:
+        by_report.setdefault(alert.report_id, []).append(alert)
+    cases = [_case(group) for group in by_report.values()]
+    cases.sort(key=lambda c: (-Severity(c.severity).rank, c.reported_at or "", c.report_id))
+    return cases
+
+
+def _case(alerts: list[Alert]) -> Case:
+    alerts = sorted(alerts, key=lambda a: (-a.severity.rank, a.rule_id))
+    first = alerts[0]
+    items = _items(alerts)
+    # What every alert says about the report (its destination, say) is said once, for the case.
+    common = [e for e in first.evidence if all(e in a.evidence for a in alerts[1:])]
+    return Case(
+        report_id=first.report_id,
+        severity=first.severity.value,
+        headline=_headline(alerts, items),
+        findings=_findings(alerts, items, common),
+        items=[items[i] for i in sorted(items)],
+        common=common,
+        reported_at=first.reported_at.isoformat() if first.reported_at else None,
+        origin_country=first.origin_country,
+        destination_country=first.destination_country,
+        crossing=first.crossing,
+        importer=first.importer,
+        exporter=first.exporter,
+        source=first.source,
+        url=first.url,
+        alert_ids=[a.alert_id for a in alerts],
+    )
+
+
+def _items(alerts: Sequence[Alert]) -> dict[int, CaseItem]:
+    """Each matched item once, with how it was classified; what each rule found about it stays
+    with that rule's reason."""
+    seen: dict[int, list[MatchedItem]] = {}
+    for alert in alerts:
+        for m in alert.matched_items:
+            seen.setdefault(m.index, []).append(m)
+    items = {}
+    for index, versions in seen.items():
+        m = versions[0]
+        shared = list(m.classification)
+        items[index] = CaseItem(
+            index=index,
+            description=m.description or f"item {index + 1}",
+            hs_code=m.hs_code,
+            categories=sorted({c for v in versions for c in v.categories}),
+            quantity=m.quantity,
+            unit=m.unit,
+            unit_price=m.unit_price,
+            currency=m.currency,
+            value=m.value,
+            value_base=m.value_base,
+            base_currency=m.base_currency,
+            classified=shared,
+        )
+    return items
+
+
+def _findings(alerts: Sequence[Alert], items: dict[int, CaseItem], common: list[str]) -> list[Finding]:
+    """Items named by the same rules are one finding, with each rule as a reason; an alert about
+    the report as a whole (a party, a surge at a crossing) is a finding of its own."""
+    rules_of: dict[int, list[Alert]] = {}
+    for alert in alerts:
+        for m in alert.matched_items:
+            rules_of.setdefault(m.index, []).append(alert)
+    by_rules: dict[tuple[str, ...], list[int]] = {}
+    for index in sorted(rules_of):
+        by_rules.setdefault(tuple(a.alert_id for a in rules_of[index]), []).append(index)
+    findings = []
+    for alert_ids, indexes in by_rules.items():
+        group = [a for a in alerts if a.alert_id in alert_ids]
+        what = _names([items[i] for i in indexes])
+        reasons = [_reason(a, set(indexes), items, common) for a in group]
+        findings.append(Finding(group[0].severity.value, what, indexes, reasons))
+    for alert in alerts:
+        if not alert.matched_items:
+            findings.append(
+                Finding(
+                    alert.severity.value, "the report as a whole", [], [_reason(alert, set(), items, common)]
+                )
+            )
+    findings.sort(key=lambda f: -Severity(f.severity).rank)
+    return findings
+
+
+def _reason(alert: Alert, indexes: set[int], items: dict[int, CaseItem], common: list[str]) -> Reason:
+    why: list[str] = []
+    for m in alert.matched_items:
+        if m.index in indexes:
+            why += [e for e in m.evidence if e not in items[m.index].classified and e not in why]
+    why += [e for e in alert.evidence if e not in why and e not in common]
+    return Reason(
+        rule_id=alert.rule_id,
+        title=alert.title,
+        severity=alert.severity.value,
+        legal_basis=alert.legal_basis,
+        why=why,
+        alert_id=alert.alert_id,
+    )
+
+
+def _names(items: Sequence[CaseItem]) -> str:
+    labels = [i.label for i in items]
+    if len(labels) <= 1:
+        return labels[0] if labels else ""
+    return ", ".join(labels[:-1]) + " and " + labels[-1]
+
+
+def _headline(alerts: Sequence[Alert], items: dict[int, CaseItem]) -> str:
+    """What was seen, where it went: ``tractors, seeders and 2 more to North Korea via Dandong``."""
+    named = [clip(items[i].description, 40) for i in sorted(items)]
+    if named:
+        shown = named[:HEADLINE_ITEMS]
+        what = ", ".join(shown) + (f" and {len(named) - len(shown)} more" if len(named) > len(shown) else "")
+    else:
+        what = alerts[0].title
+    first = alerts[0]
+    where = []
+    if first.destination_country:
+        where.append(f"to {COUNTRY_NAMES.get(first.destination_country, first.destination_country)}")
+    if first.crossing:
+        where.append(f"via {first.crossing}")
+    return " ".join([what, *where])
