@@ -18,6 +18,7 @@ import redis.asyncio as aredis
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.alert import Alert
+from services.notify.keys import NotifyKeys
 from services.rules.textmatch import name_key
 
 MATCH_KEYS: dict[str, str] = {
@@ -112,12 +113,14 @@ def parse_silences(stored: Iterable[bytes | str]) -> list[Silence]:
 
 
 class SilenceStore:
-    """Silences in Redis: ``<ns>:notify:silences`` (id -> JSON) and ``<ns>:notify:silenced`` (id -> count)."""
+    """Silences in Redis: the ``silences`` hash (id -> JSON) and the ``silenced`` hash (id -> how
+    many alerts each held back) of the notifier's state (:mod:`services.notify.keys`)."""
 
-    def __init__(self, redis: aredis.Redis, prefix: str) -> None:
+    def __init__(self, redis: aredis.Redis, namespace: str) -> None:
         self.redis = redis
-        self.key = f"{prefix}:notify:silences"
-        self.counts = f"{prefix}:notify:silenced"
+        keys = NotifyKeys(namespace)
+        self.key = keys.silences
+        self.counts = keys.silenced
 
     async def add(
         self, matchers: dict[str, str], seconds: float, by: str, reason: str, now: float
