@@ -19,7 +19,9 @@ from pydantic import Field
 
 from schemas.alert import Alert
 from schemas.base import StrictModel
+from services.notify.keys import NotifyKeys
 from services.textmatch import name_key
+from services.wire import as_text
 
 MATCH_KEYS: dict[str, str] = {
     "rule_id": "rule id",
@@ -34,10 +36,6 @@ MATCH_KEYS: dict[str, str] = {
     "importer": "importer name (case and spacing blind)",
     "subscription": "subscription name",
 }
-
-
-def text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class Silence(StrictModel):
@@ -111,12 +109,14 @@ def parse_silences(stored: Iterable[bytes | str]) -> list[Silence]:
 
 
 class SilenceStore:
-    """Silences in Redis: ``<ns>:notify:silences`` (id -> JSON) and ``<ns>:notify:silenced`` (id -> count)."""
+    """Silences in Redis: the ``silences`` hash (id -> JSON) and the ``silenced`` hash (id -> how
+    many alerts each held back) of the notifier's state (:mod:`services.notify.keys`)."""
 
-    def __init__(self, redis: aredis.Redis, prefix: str) -> None:
+    def __init__(self, redis: aredis.Redis, namespace: str) -> None:
         self.redis = redis
-        self.key = f"{prefix}:notify:silences"
-        self.counts = f"{prefix}:notify:silenced"
+        keys = NotifyKeys(namespace)
+        self.key = keys.silences
+        self.counts = keys.silenced
 
     async def add(
         self, matchers: dict[str, str], seconds: float, by: str, reason: str, now: float
@@ -150,7 +150,7 @@ class SilenceStore:
 
     async def counted(self) -> dict[str, int]:
         raw: dict[Any, Any] = await self.redis.hgetall(self.counts)
-        return {text(k): int(v) for k, v in raw.items()}
+        return {as_text(k): int(v) for k, v in raw.items()}
 
     async def purge(self, now: float, keep: float) -> int:
         """Forget silences that ended more than ``keep`` seconds ago."""

@@ -34,7 +34,7 @@ from services import metrics
 from services.logging import get_logger
 from services.notify import plan
 from services.notify.channels import Channel, load_channels
-from services.notify.outbox import Claimed, Outbox, Outcome, Queued
+from services.notify.outbox import Claimed, Outbox, Queued, SendOutcome
 from services.notify.render import Renderer
 from services.notify.silences import Silence, SilenceStore, first_match
 from services.notify.subscriptions import Subscription, load_subscriptions, renderer_for
@@ -115,7 +115,7 @@ class NotifyStage:
                 await self.outbox.claim(channel, 1e18, 60, units=100, limits={}, flying=[])
             ).units:
                 outcomes = [
-                    Outcome(
+                    SendOutcome(
                         m,
                         "dead",
                         reason,
@@ -293,11 +293,11 @@ class NotifyStage:
         started = time.perf_counter()
         subscription = messages[0].subscription
         renderer = self.renderers.get(subscription)
-        outcomes: list[Outcome] = []
+        outcomes: list[SendOutcome] = []
         present = [m for m in messages if m.alerts]
         gone = "the alerts of this message are gone (past the history retention)"
         outcomes += [
-            Outcome(m, "dead", gone, dead_stream=self._dead_stream(m)) for m in messages if not m.alerts
+            SendOutcome(m, "dead", gone, dead_stream=self._dead_stream(m)) for m in messages if not m.alerts
         ]
         # Silences are checked again now: one added while a message waited (a group wait, a
         # digest, a retry) holds what it matches, as it would have at intake.
@@ -310,7 +310,7 @@ class NotifyStage:
                     a.alert_id: hit for a in m.alerts if (hit := first_match(silences, a, subscription, now))
                 }
                 outcomes += [
-                    Outcome(replace(m, alerts=[a]), "silenced", held[a.alert_id].id)
+                    SendOutcome(replace(m, alerts=[a]), "silenced", held[a.alert_id].id)
                     for a in m.alerts
                     if a.alert_id in held
                 ]
@@ -319,7 +319,7 @@ class NotifyStage:
             present = kept
         if renderer is None:
             dropped = f"subscription {subscription!r} is no longer configured"
-            outcomes += [Outcome(m, "dead", dropped, dead_stream=self._dead_stream(m)) for m in present]
+            outcomes += [SendOutcome(m, "dead", dropped, dead_stream=self._dead_stream(m)) for m in present]
         elif present:
             alerts = list({a.alert_id: a for m in present for a in m.alerts}.values())
             result, error = await self._attempt(channel, renderer, alerts)
@@ -331,7 +331,7 @@ class NotifyStage:
                     retry_at = time.time() + plan.backoff(
                         m.attempts, settings.notify_retry_base, settings.notify_retry_max
                     )
-                outcomes.append(Outcome(m, outcome, detail, retry_at, self._dead_stream(m)))
+                outcomes.append(SendOutcome(m, outcome, detail, retry_at, self._dead_stream(m)))
         ms = round((time.perf_counter() - started) * 1000, 3)
         await self.outbox.finish(outcomes, time.time(), ms=ms)
         for o in outcomes:
