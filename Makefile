@@ -7,7 +7,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test lint fmt typecheck schemas compose-check chaos clean eval eval-items eval-parties bench bench-pipeline bench-screening
+.PHONY: setup run test lint fmt typecheck schemas compose-check chaos clean eval eval-items eval-parties eval-noise bench bench-pipeline bench-screening
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -56,8 +56,12 @@ chaos: setup
 schemas: setup
 	$(BIN)/python -m schemas.export
 
-## eval: measured quality; each eval is its own script (items: the catalog; parties: screening)
-eval: eval-items eval-parties
+## eval: measured quality; each eval is its own script (items: the catalog; parties: screening;
+## noise: cases, findings and messages for the samples and the original news report)
+eval: eval-items eval-parties eval-noise
+
+eval-noise: setup
+	$(BIN)/python -m benchmarks.noise_eval
 
 eval-parties: setup
 	$(BIN)/python benchmarks/eval_parties.py

@@ -37,6 +37,13 @@ class MatchedItem(StrictModel):
     evidence: list[str] = Field(
         default_factory=list, description="the conditions that held, in words a person can check"
     )
+    severity: Severity | None = Field(
+        default=None,
+        description="what this item alone warrants: the alert's severity is the worst of its items'",
+    )
+    severity_reason: str | None = Field(
+        default=None, description="why the item's severity differs from the rule's (an escalation)"
+    )
     classification: list[str] = Field(
         default_factory=list,
         description="how the item was recognised (the part of evidence that every rule shares)",

@@ -15,6 +15,7 @@ Pure: alerts in, plain data out, for the templates and for webhooks (``as_dict``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -28,6 +29,7 @@ COUNTRY_NAMES = {"CN": "China", "KP": "North Korea", "RU": "Russia", "KR": "Sout
 """Names for the codes the trade watched here is about; others are shown as codes."""
 
 HEADLINE_ITEMS = 3
+_PARENTHESES = re.compile(r"\s*\([^)]*\)")
 
 
 def country(code: str | None) -> str | None:
@@ -60,6 +62,13 @@ class CaseItem:
     def label(self) -> str:
         hs = hs_display(self.hs_code)
         return f"{self.description} (HS {hs})" if hs else self.description
+
+    @property
+    def name(self) -> str:
+        """The description without its remarks in parentheses: how a finding names the item."""
+        short = _PARENTHESES.sub("", self.description).strip(" ;,") or self.description
+        hs = hs_display(self.hs_code)
+        return f"{short} (HS {hs})" if hs else short
 
     @property
     def quantity_text(self) -> str:
@@ -171,11 +180,12 @@ def _case(alerts: list[Alert]) -> Case:
     items = _items(alerts)
     # What every alert says about the report (its destination, say) is said once, for the case.
     common = [e for e in first.evidence if all(e in a.evidence for a in alerts[1:])]
+    findings = _findings(alerts, items, common)
     return Case(
         report_id=first.report_id,
         severity=first.severity.value,
-        headline=_headline(alerts, items),
-        findings=_findings(alerts, items, common),
+        headline=_headline(alerts, items, findings),
+        findings=findings,
         items=[items[i] for i in sorted(items)],
         common=common,
         reported_at=first.reported_at.isoformat() if first.reported_at else None,
@@ -219,58 +229,117 @@ def _items(alerts: Sequence[Alert]) -> dict[int, CaseItem]:
 
 
 def _findings(alerts: Sequence[Alert], items: dict[int, CaseItem], common: list[str]) -> list[Finding]:
-    """Items named by the same rules are one finding, with each rule as a reason; an alert about
-    the report as a whole (a party, a surge at a crossing) is a finding of its own."""
-    rules_of: dict[int, list[Alert]] = {}
+    """Items named by the same rules, at the same severity, are one finding, with each rule as a
+    reason; an alert about the report as a whole (a party, a surge at a crossing) is a finding of
+    its own. A rule raised for some items only (second-hand ones) is raised for those only."""
+    named: dict[int, list[tuple[Alert, MatchedItem]]] = {}
     for alert in alerts:
         for m in alert.matched_items:
-            rules_of.setdefault(m.index, []).append(alert)
-    by_rules: dict[tuple[str, ...], list[int]] = {}
-    for index in sorted(rules_of):
-        by_rules.setdefault(tuple(a.alert_id for a in rules_of[index]), []).append(index)
+            named.setdefault(m.index, []).append((alert, m))
+    groups: dict[tuple[tuple[str, str], ...], list[int]] = {}
+    for index in sorted(named):
+        key = tuple((a.alert_id, _severity(a, m).value) for a, m in named[index])
+        groups.setdefault(key, []).append(index)
     findings = []
-    for alert_ids, indexes in by_rules.items():
-        group = [a for a in alerts if a.alert_id in alert_ids]
-        what = _names([items[i] for i in indexes])
-        reasons = [_reason(a, set(indexes), items, common) for a in group]
-        findings.append(Finding(group[0].severity.value, what, indexes, reasons))
+    for key, indexes in groups.items():
+        reasons = []
+        for alert_id, severity in key:
+            alert = next(a for a in alerts if a.alert_id == alert_id)
+            reasons.append(_reason(alert, Severity(severity), set(indexes), items, common))
+        reasons.sort(key=lambda r: -Severity(r.severity).rank)
+        findings.append(Finding(reasons[0].severity, _names([items[i] for i in indexes]), indexes, reasons))
     for alert in alerts:
         if not alert.matched_items:
-            findings.append(
-                Finding(
-                    alert.severity.value, "the report as a whole", [], [_reason(alert, set(), items, common)]
-                )
-            )
+            reason = _reason(alert, alert.severity, set(), items, common)
+            findings.append(Finding(alert.severity.value, "the report as a whole", [], [reason]))
     findings.sort(key=lambda f: -Severity(f.severity).rank)
     return findings
 
 
-def _reason(alert: Alert, indexes: set[int], items: dict[int, CaseItem], common: list[str]) -> Reason:
+def _severity(alert: Alert, item: MatchedItem) -> Severity:
+    return item.severity or alert.severity
+
+
+def _reason(
+    alert: Alert, severity: Severity, indexes: set[int], items: dict[int, CaseItem], common: list[str]
+) -> Reason:
     why: list[str] = []
+    per_item = any(m.severity is not None for m in alert.matched_items)
     for m in alert.matched_items:
         if m.index in indexes:
             why += [e for e in m.evidence if e not in items[m.index].classified and e not in why]
-    why += [e for e in alert.evidence if e not in why and e not in common]
+            if m.severity_reason and m.severity_reason not in why:
+                why.append(m.severity_reason)
+    for line in alert.evidence:
+        # With each item's own severity, the alert-wide "severity raised" line would claim it for all.
+        if per_item and line.startswith(("severity raised to ", "severity lowered to ")):
+            continue
+        if line not in why and line not in common:
+            why.append(line)
     return Reason(
         rule_id=alert.rule_id,
         title=alert.title,
-        severity=alert.severity.value,
+        severity=severity.value,
         legal_basis=alert.legal_basis,
-        why=why,
+        why=_compact(why),
         alert_id=alert.alert_id,
     )
 
 
+_HS_LINE = re.compile(r"^HS (?P<code>[\d.]+) \((?P<how>[^)]*)\) (?P<scope>falls in .+)$")
+
+
+def _compact(lines: list[str]) -> list[str]:
+    """Lines that say the same of several codes read as one: ``HS 8432 and 8433 (classified from
+    the description) fall in chapters 84 to 85``."""
+    merged: dict[tuple[str, str], list[str]] = {}
+    out: list[str | tuple[str, str]] = []
+    for line in lines:
+        match = _HS_LINE.match(line)
+        if match is None:
+            out.append(line)
+            continue
+        key = (match["how"], match["scope"])
+        if key not in merged:
+            merged[key] = []
+            out.append(key)
+        merged[key].append(match["code"])
+    result = []
+    for entry in out:
+        if isinstance(entry, str):
+            result.append(entry)
+            continue
+        codes = merged[entry]
+        how, scope = entry
+        if len(codes) == 1:
+            result.append(f"HS {codes[0]} ({how}) {scope}")
+        else:
+            listed = ", ".join(codes[:-1]) + f" and {codes[-1]}"
+            result.append(f"HS {listed} ({how}) {scope.replace('falls in', 'fall in', 1)}")
+    return result
+
+
+NAMED_IN_A_FINDING = 6
+
+
 def _names(items: Sequence[CaseItem]) -> str:
-    labels = [i.label for i in items]
+    """``lathes (HS 8458), presses (HS 8462) and grinders (HS 8460)``; past six, how many more."""
+    labels = [i.name for i in items]
+    if len(labels) > NAMED_IN_A_FINDING:
+        shown = labels[: NAMED_IN_A_FINDING - 1]
+        return ", ".join(shown) + f" and {len(labels) - len(shown)} more items (listed below)"
     if len(labels) <= 1:
         return labels[0] if labels else ""
     return ", ".join(labels[:-1]) + " and " + labels[-1]
 
 
-def _headline(alerts: Sequence[Alert], items: dict[int, CaseItem]) -> str:
+def _headline(alerts: Sequence[Alert], items: dict[int, CaseItem], findings: Sequence[Finding]) -> str:
     """What was seen, where it went: ``tractors, seeders and 2 more to North Korea via Dandong``."""
-    named = [clip(items[i].description, 40) for i in sorted(items)]
+    order = list(dict.fromkeys(i for f in findings for i in f.items))
+    named = [
+        clip(_PARENTHESES.sub("", items[i].description).strip(" ;,") or items[i].description, 40)
+        for i in order
+    ]
     if named:
         shown = named[:HEADLINE_ITEMS]
         what = ", ".join(shown) + (f" and {len(named) - len(shown)} more" if len(named) > len(shown) else "")

@@ -599,13 +599,28 @@ def _alert(
     evidence = list(held.evidence)
     raised: tuple[Severity, str] | None = None
     lowered: tuple[Severity, str] | None = None
+    # Which items each escalation that held is about: an item condition names its items, a
+    # report condition stands for all of them. An item's own severity says whether it was raised.
+    indexes = [f.index for f in matched]
+    item_raised: dict[int, tuple[Severity, str]] = {}
+    item_lowered: dict[int, tuple[Severity, str]] = {}
     for test, to, reason in compiled.escalations:
-        if test(facts) is None:
+        held_by = test(facts)
+        if held_by is None:
             continue
-        if to.rank > rule.severity.rank and (raised is None or to.rank > raised[0].rank):
-            raised = (to, reason)
-        elif to.rank < rule.severity.rank and (lowered is None or to.rank < lowered[0].rank):
-            lowered = (to, reason)
+        targets = [i for i in indexes if i in held_by.items] if held_by.items else indexes
+        if to.rank > rule.severity.rank:
+            if raised is None or to.rank > raised[0].rank:
+                raised = (to, reason)
+            for i in targets:
+                if i not in item_raised or to.rank > item_raised[i][0].rank:
+                    item_raised[i] = (to, reason)
+        elif to.rank < rule.severity.rank:
+            if lowered is None or to.rank < lowered[0].rank:
+                lowered = (to, reason)
+            for i in targets:
+                if i not in item_lowered or to.rank < item_lowered[i][0].rank:
+                    item_lowered[i] = (to, reason)
     # A raise beats a lowering: one reason to relax never hides another reason to worry.
     severity = rule.severity
     if raised is not None:
@@ -624,6 +639,7 @@ def _alert(
             "categories": sorted(f.cls.categories),
             "evidence": (ev := held.items[f.index]) + [e for e in f.cls.evidence if e not in ev],
             "classification": list(f.cls.evidence),
+            **_item_severity(f.index, rule.severity, item_raised, item_lowered),
             **_line_facts(f.item, rates),
         }
         for f in matched
@@ -653,6 +669,20 @@ def _alert(
         group_key=_key("", rule.group_by, facts, matched),
         realert=rule.realert,
     )
+
+
+def _item_severity(
+    index: int,
+    base: Severity,
+    raised: dict[int, tuple[Severity, str]],
+    lowered: dict[int, tuple[Severity, str]],
+) -> dict[str, object]:
+    """The severity this item alone warrants, and why it differs from the rule's."""
+    change = raised.get(index) or lowered.get(index)
+    if change is None:
+        return {"severity": base}
+    word = "raised" if change[0].rank > base.rank else "lowered"
+    return {"severity": change[0], "severity_reason": f"severity {word} to {change[0].value}: {change[1]}"}
 
 
 def _hs_scope(code: str, selector: str) -> str:

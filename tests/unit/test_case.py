@@ -80,3 +80,28 @@ def test_quantities_read_as_people_write_them() -> None:
     steel = MatchedItem(index=1, description="steel plate", quantity=12.5, unit="t")
     (case,) = cases_of([alert("ban", Severity.HIGH, [one, steel])])
     assert [i.amounts for i in case.items] == ["1 unit at 1,500,000 CNY a unit", "12.5 t"]
+
+
+def test_a_rule_raised_for_some_items_is_raised_for_those_only() -> None:
+    used = lathe("HS 8458.11 (declared) falls in chapters 84 to 85").model_copy(
+        update={"severity": Severity.CRITICAL, "severity_reason": "severity raised to critical: second-hand"}
+    )
+    new = MatchedItem(
+        index=1, description="presses (new)", hs_code="8462", severity=Severity.HIGH,
+        evidence=["HS 8462 (declared) falls in chapters 84 to 85"],
+    )  # fmt: skip
+    grinder = MatchedItem(
+        index=2, description="grinders", hs_code="8460", severity=Severity.HIGH,
+        evidence=["HS 8460 (declared) falls in chapters 84 to 85"],
+    )  # fmt: skip
+    ban = alert(
+        "ban", Severity.CRITICAL, [used, new, grinder], evidence=["severity raised to critical: second-hand"]
+    )
+    (case,) = cases_of([ban])
+    critical, high = case.findings
+    assert (critical.severity, critical.what) == ("critical", "used lathes (HS 8458.11)")
+    assert critical.reasons[0].why[-1] == "severity raised to critical: second-hand"
+    assert (high.severity, high.what) == ("high", "presses (HS 8462) and grinders (HS 8460)")
+    # Not claimed for the new presses; their two codes said in one line.
+    assert high.reasons[0].why == ["HS 8462 and 8460 (declared) fall in chapters 84 to 85"]
+    assert case.headline == "used lathes, presses, grinders to North Korea via Dandong-Sinuiju"

@@ -220,3 +220,16 @@ def test_shipped_pack_loads_and_spares_food(tmp_path: Path) -> None:
         items=[{"description": "rice"}, {"description": "wheat flour"}, {"description": "medicine"}]
     )
     assert [a for a in evaluate(food, pack, NOW) if a.severity.rank >= Severity.MEDIUM.rank] == []
+
+
+def test_an_escalation_on_some_items_raises_those_items_only(rules: RuleSet) -> None:
+    alerts = evaluate(
+        report(items=[{"description": "lathes", "condition": "used"}, {"description": "presses"}]), rules, NOW
+    )
+    (alert,) = [a for a in alerts if a.rule_id == "machinery"]
+    used, new = alert.matched_items
+    assert alert.severity is Severity.CRITICAL  # the alert is as bad as its worst item
+    assert used.severity is Severity.CRITICAL
+    assert used.severity_reason == "severity raised to critical: second-hand"
+    assert new.severity is Severity.HIGH
+    assert new.severity_reason is None
