@@ -74,7 +74,9 @@ async def test_valid_change_swaps_the_set_and_invalid_one_keeps_it(
     touch_later(rules, RULE.format(severity="urgent"))
     failed = await stage.reloader.check()
     assert isinstance(failed, ConfigError)
-    assert f"{rules}:5: rules.0.severity" in str(failed)
+    assert f"{rules}:5: rules[0].severity: 'urgent' is not one of info, low, medium, high, critical" in str(
+        failed
+    )
     assert stage.ruleset is outcome
     assert raw_redis.get(version_key) == outcome.version.encode()
     assert await stage.reloader.check() is None  # reported once, not every round

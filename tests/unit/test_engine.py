@@ -178,13 +178,15 @@ rules:
     with pytest.raises(ConfigError) as caught:
         ruleset_from(tmp_path, bad)
     text = str(caught.value)
-    assert "rules.yaml:7: rules.0.colour: unknown key 'colour'" in text
-    assert "rules.yaml:8:" in text
+    assert "rules.yaml:7: rules[0].colour: unknown key 'colour'; the keys here are id, title," in text
+    assert "rules.yaml:8: rules[0].when.item.hs[0]: '8A' is not an HS code" in text
     assert "not an HS code prefix" in text
-    assert "rules.yaml:11: rules.1.severity" in text
-    assert "rules.yaml:13: rules.1.when" in text
+    assert (
+        "rules.yaml:11: rules[1].severity: 'urgent' is not one of info, low, medium, high, critical" in text
+    )
+    assert "rules.yaml:13: rules[1].when" in text
     assert "empty condition" in text
-    assert "rules.yaml:18: rules.2.realert" in text
+    assert "rules.yaml:18: rules[2].realert" in text
     assert "not a duration" in text
 
 
