@@ -30,7 +30,8 @@ def _upper(value: object) -> object:
 
 
 def _country(value: object) -> object:
-    return country_code(value) if isinstance(value, str) else value
+    # An M49 number may come unquoted from YAML (408): read it too.
+    return country_code(value) if isinstance(value, str | int) and not isinstance(value, bool) else value
 
 
 CountryCode = Annotated[

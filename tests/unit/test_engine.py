@@ -207,8 +207,11 @@ rules:
     with pytest.raises(ConfigError) as caught:
         ruleset_from(tmp_path, bad)
     text = str(caught.value)
-    assert "rules.yaml:7: rule 'three': unknown category 'spaceships'" in text
-    assert "rules.yaml:8: rule id 'three' is already defined" in text
+    assert (
+        "rules.yaml:7: rules[0].when.item.categories[0]: 'spaceships' is not a category of the catalog"
+        in text
+    )
+    assert "rules.yaml:8: rules[1].id: rule id 'three' is already defined" in text
 
 
 def test_shipped_pack_loads_and_spares_food(tmp_path: Path) -> None:

@@ -256,8 +256,9 @@ exceptions:
     )
     with pytest.raises(ConfigError) as caught:
         load_ruleset([PACK], CATALOG, RATES, [fixed])
-    assert f"{fixed}:3: no rule has the id 'no-such-rule', so its exceptions would never apply" in str(
-        caught.value
+    assert (
+        f"{fixed}:3: exceptions.no-such-rule: no rule has the id 'no-such-rule',"
+        " so its exceptions would never apply" in str(caught.value)
     )
 
 
@@ -321,7 +322,10 @@ rules:
     )
     with pytest.raises(ConfigError) as caught:
         load_ruleset([bad], CATALOG, RATES)
-    assert "r.yaml:9: rule 'd': escalation to high leaves the severity as it is" in str(caught.value)
+    assert (
+        "r.yaml:9: rules[0].escalate[0].to: escalation to high leaves the severity of rule 'd' as it is"
+        in str(caught.value)
+    )
 
 
 def test_a_raise_beats_a_lowering(tmp_path: Path) -> None:
