@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from schemas.base import StrictModel
+from schemas.countries import country_code
 
 MAX_TEXT_CHARS = 200_000
 MAX_ITEMS = 2_000
@@ -28,11 +29,19 @@ def _upper(value: object) -> object:
     return value.strip().upper() if isinstance(value, str) else value
 
 
+def _country(value: object) -> object:
+    # An M49 number may come unquoted from YAML (408): read it too.
+    return country_code(value) if isinstance(value, str | int) and not isinstance(value, bool) else value
+
+
 CountryCode = Annotated[
     str,
-    BeforeValidator(_upper),
-    StringConstraints(pattern=r"^[A-Z]{2}$"),
-    Field(description="ISO 3166-1 alpha-2 code, e.g. CN, KP"),
+    BeforeValidator(_country),
+    Field(
+        description="ISO 3166-1 alpha-2 code, e.g. CN, KP; an alpha-3 code (PRK), a UN M49 number "
+        "(408) or a name (North Korea, DPRK) is accepted and stored as the alpha-2 code",
+        examples=["KP"],
+    ),
 ]
 CurrencyCode = Annotated[
     str,

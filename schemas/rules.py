@@ -11,12 +11,12 @@ import re
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 
 from schemas.alert import Severity
 from schemas.base import StrictModel
 from schemas.durations import Duration
-from schemas.report import Condition
+from schemas.report import Condition, CountryCode
 from schemas.sanctions import PartyCondition
 
 _HS_SELECTOR = re.compile(r"^(\d{2,10})(?:-(\d{2,10}))?$")
@@ -41,6 +41,11 @@ def check_hs_selector(value: str) -> str:
         if int(low) > int(high):
             raise ValueError(f"range {value!r}: the first code is above the second")
     return value
+
+
+HsSelector = Annotated[
+    str, BeforeValidator(lambda v: check_hs_selector(str(v)) if isinstance(v, str | int) else v)
+]
 
 
 class Amount(_Strict):
@@ -74,7 +79,7 @@ class ItemCondition(_Strict):
     all_: list[ItemCondition] | None = Field(default=None, alias="all", min_length=1)
     any_: list[ItemCondition] | None = Field(default=None, alias="any", min_length=1)
     not_: ItemCondition | None = Field(default=None, alias="not")
-    hs: list[str] | None = Field(default=None, min_length=1, description="prefixes or ranges")
+    hs: list[HsSelector] | None = Field(default=None, min_length=1, description="prefixes or ranges")
     categories: list[str] | None = Field(default=None, min_length=1)
     words: Words | None = None
     condition: list[Condition] | None = Field(default=None, min_length=1)
@@ -82,13 +87,6 @@ class ItemCondition(_Strict):
     unit_price: Amount | None = None
     value: Amount | None = Field(default=None, description="quantity x unit price")
     quantity: Count | None = None
-
-    @field_validator("hs", mode="before")
-    @classmethod
-    def _hs(cls, value: object) -> object:
-        if isinstance(value, list):
-            return [check_hs_selector(str(v)) for v in value]
-        return value
 
     @model_validator(mode="after")
     def _not_empty(self) -> ItemCondition:
@@ -105,22 +103,12 @@ class ReportCondition(_Strict):
     not_: ReportCondition | None = Field(default=None, alias="not")
     item: ItemCondition | None = Field(default=None, description="at least one item satisfies it")
     words: Words | None = Field(default=None, description="in the report text or any item")
-    origin_country: list[str] | None = Field(default=None, min_length=1)
-    destination_country: list[str] | None = Field(default=None, min_length=1)
+    origin_country: list[CountryCode] | None = Field(default=None, min_length=1, description="codes or names")
+    destination_country: list[CountryCode] | None = Field(default=None, min_length=1)
     crossing: list[str] | None = Field(default=None, min_length=1)
     source: list[str] | None = Field(default=None, min_length=1)
     total_value: Amount | None = None
     party: PartyCondition | None = Field(default=None, description="a party matches a sanctions list")
-
-    @field_validator("origin_country", "destination_country", mode="before")
-    @classmethod
-    def _countries(cls, value: object) -> object:
-        if isinstance(value, list):
-            for code in value:
-                if not (isinstance(code, str) and re.fullmatch(r"[A-Za-z]{2}", code)):
-                    raise ValueError(f"{code!r} is not an ISO 3166 alpha-2 country code")
-            return [c.upper() for c in value]
-        return value
 
     @model_validator(mode="after")
     def _not_empty(self) -> ReportCondition:

@@ -76,6 +76,11 @@ class Settings(BaseSettings):
         default_factory=list,
         description="teams' own exception files (keyed by rule id), appended to the rules' exceptions",
     )
+    nomenclature_file: Path | None = Field(
+        default=None,
+        description="the HS nomenclature as CSV (hscode, description): rules' HS codes must exist in it; "
+        "unset: only their chapter is checked",
+    )
     rules_reload_interval: Duration = Field(
         default=2.0,
         ge=0,

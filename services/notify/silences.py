@@ -1,7 +1,10 @@
 """Silences: "do not send alerts matching this, until then, because ...", with an owner.
 
 A silence holds matchers (``rule_id=radio-telecom``, ``crossing=Dandong-Sinuiju``); an alert is
-silenced for a subscription when every matcher holds. Silenced alerts are recorded in the
+silenced for a subscription when every matcher holds. A matcher no alert could ever satisfy (a
+rule id the live rule set lacks, a crossing or category the catalog does not know, a severity,
+country or HS chapter that does not exist) is refused when the silence is added
+(:func:`check_matchers`), with what it may have meant. Silenced alerts are recorded in the
 alert's history and counted per silence, never sent. Stored in one Redis hash, one JSON
 document per silence; matching is pure.
 """
@@ -10,18 +13,24 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aredis
 from pydantic import Field
 
-from schemas.alert import Alert
+from schemas.alert import Alert, Severity
 from schemas.base import StrictModel
+from schemas.countries import country_code
+from services.goods import hscodes, vocabulary
+from services.goods.catalog import Catalog
+from services.goods.hscodes import Nomenclature
 from services.notify.keys import NotifyKeys
 from services.textmatch import name_key
 from services.wire import as_text
+from services.yamlfile import did_you_mean
 
 MATCH_KEYS: dict[str, str] = {
     "rule_id": "rule id",
@@ -90,13 +99,84 @@ def parse_matchers(pairs: Sequence[str]) -> dict[str, str]:
         if not sep or not value.strip():
             raise ValueError(f"{pair!r}: write KEY=VALUE, e.g. rule_id=radio-telecom")
         if key not in MATCH_KEYS:
-            raise ValueError(f"{key!r} cannot be matched; use one of: {', '.join(MATCH_KEYS)}")
+            raise ValueError(
+                f"{key!r} cannot be matched; use one of: {', '.join(MATCH_KEYS)}{did_you_mean(key, MATCH_KEYS)}"
+            )
         if key in matchers:
             raise ValueError(f"{key!r} is given twice: a silence needs every matcher to hold")
         matchers[key] = value.strip()
     if not matchers:
         raise ValueError("give at least one --match KEY=VALUE")
     return matchers
+
+
+@dataclass(frozen=True)
+class Known:
+    """What silence matchers are checked against; None: not known here, so not checked."""
+
+    catalog: Catalog | None = None
+    rules: Mapping[str, Sequence[str]] | None = None
+    """The live rule set: rule id -> its tags."""
+    rules_from: str = "the live rule set"
+    subscriptions: Collection[str] | None = None
+    nomenclature: Nomenclature | None = None
+
+
+def check_matchers(matchers: Mapping[str, str], known: Known) -> dict[str, str]:
+    """The matchers with their values as alerts carry them (``country=North Korea`` -> ``KP``,
+    ``crossing=丹东`` -> ``Dandong-Sinuiju``, ``severity=HIGH`` -> ``high``), or ValueError with one
+    sentence per value that no alert could ever carry, each with what it may have meant."""
+    checked: dict[str, str] = {}
+    problems: list[str] = []
+    for key, value in matchers.items():
+        try:
+            checked[key] = _checked(key, value, known)
+        except ValueError as error:
+            problems.append(f"{key}={value}: {error}")
+    if problems:
+        raise ValueError("\n".join(problems))
+    return checked
+
+
+def _checked(key: str, value: str, known: Known) -> str:
+    if key == "severity":
+        names = [s.value for s in Severity]
+        if value.lower() not in names:
+            raise ValueError(
+                f"{value!r} is not a severity; use one of {', '.join(names)}{did_you_mean(value, names)}"
+            )
+        return value.lower()
+    if key == "country":
+        return country_code(value)
+    if key == "hs":
+        code = value.replace(".", "").replace(" ", "")
+        if not code.isdigit() or not 2 <= len(code) <= 10:
+            raise ValueError(f"{value!r} is not an HS code or prefix (2 to 10 digits, dots allowed)")
+        if (problem := hscodes.code_problem(code, known.nomenclature)) is not None:
+            raise ValueError(problem)
+        return code
+    if key == "crossing" and known.catalog is not None:
+        return vocabulary.crossing(known.catalog, value)
+    if key == "category" and known.catalog is not None:
+        return vocabulary.category(known.catalog, value)
+    if key == "rule_id" and known.rules is not None and value not in known.rules:
+        raise ValueError(
+            f"no rule has the id {value!r} in {known.rules_from}, so nothing would be held"
+            + did_you_mean(value, known.rules)
+        )
+    if key == "tag" and known.rules is not None:
+        tags = {t for ts in known.rules.values() for t in ts}
+        if value not in tags:
+            raise ValueError(
+                f"no rule of {known.rules_from} has the tag {value!r}, so nothing would be held"
+                + did_you_mean(value, tags)
+            )
+    if key == "subscription" and known.subscriptions is not None and value not in known.subscriptions:
+        raise ValueError(
+            f"there is no subscription {value!r}, so nothing would be held"
+            + did_you_mean(value, known.subscriptions)
+        )
+    return value
 
 
 def first_match(silences: Sequence[Silence], alert: Alert, subscription: str, now: float) -> Silence | None:

@@ -24,18 +24,41 @@ def check(
     files: Annotated[
         list[Path] | None, typer.Argument(help="rule files; default: the configured ones")
     ] = None,
+    nomenclature: Annotated[
+        Path | None,
+        typer.Option(
+            "--nomenclature",
+            help="the HS nomenclature as CSV (hscode, description), e.g. hs2022.csv: every HS code must "
+            "exist in it; default: TRADEWATCH_NOMENCLATURE_FILE, else only the chapter is checked",
+        ),
+    ] = None,
 ) -> None:
-    """Validate rule files, exception files, the catalog and the rates table; list every problem, exit 1 on any."""
+    """Validate rule files, exception files, the catalog and the rates table; list every problem, exit 1 on any.
+
+    Values that could never match are problems too: unknown crossings, countries, categories,
+    HS codes and currencies, unknown keys and exceptions for rules that do not exist.
+    """
     from services.rules.loader import load_ruleset
 
     settings = load_settings()
     paths = files or settings.rules_files
     try:
-        ruleset = load_ruleset(paths, settings.catalog_file, settings.rates_file, settings.exceptions_files)
+        ruleset = load_ruleset(
+            paths,
+            settings.catalog_file,
+            settings.rates_file,
+            settings.exceptions_files,
+            nomenclature or settings.nomenclature_file,
+        )
     except ConfigError as error:
         _problems(error)
         raise typer.Exit(1) from None
-    typer.echo(f"ok: {len(ruleset.rules)} rules, rule set version {ruleset.version}")
+    hs = (
+        f"HS codes checked against {nomenclature or settings.nomenclature_file}"
+        if (nomenclature or settings.nomenclature_file)
+        else "HS codes checked by chapter (give --nomenclature to check every code)"
+    )
+    typer.echo(f"ok: {len(ruleset.rules)} rules, rule set version {ruleset.version}; {hs}")
 
 
 @app.command("test")
@@ -65,6 +88,7 @@ def try_reports(
             settings.catalog_file,
             settings.rates_file,
             settings.exceptions_files,
+            settings.nomenclature_file,
         )
         parsed = trial.read_reports(reports)
         expected = trial.read_expected(expect) if expect is not None else None

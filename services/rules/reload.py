@@ -3,8 +3,8 @@
 Polling modification times (and sizes) is enough here: the files are small, edits are rare,
 and it works the same on every filesystem, network mounts and container volumes included.
 A valid change replaces the whole rule set at once and its version is logged and stored at
-``<namespace>:ruleset:version``; an invalid one is logged with every problem and the last
-good set stays live. A file that changes again while being loaded is simply seen next time.
+``<namespace>:ruleset:version`` (its rules at ``<namespace>:ruleset:rules``, see live.py); an
+invalid one is logged with every problem and the last good set stays live. A file that changes again while being loaded is simply seen next time.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 import redis.asyncio as aredis
 
 from services.logging import get_logger
+from services.rules import live
 from services.rules.engine import RuleSet
 from services.rules.loader import load_from_settings, watched_files
 from services.settings import Settings
@@ -82,7 +83,7 @@ class Reloader:
             )
             return error
         self.apply(ruleset)
-        await self.redis.set(self.settings.streams.key("ruleset", "version"), ruleset.version)
+        await live.publish(self.redis, self.settings.streams, ruleset)
         self.log.info(
             "rule set reloaded",
             ruleset_version=ruleset.version,

@@ -27,7 +27,7 @@ from schemas.streams import RULES_GROUP
 from services import metrics
 from services.logging import get_logger
 from services.owned import OwnedBatch
-from services.rules import state
+from services.rules import live, state
 from services.rules.engine import RuleSet, Verdict, explain
 from services.rules.loader import load_from_settings
 from services.rules.reload import Reloader
@@ -87,7 +87,7 @@ class RulesStage:
             rules=len(self.ruleset.rules),
             files=list(self.ruleset.sources),
         )
-        await self.ctx.redis.set(settings.streams.key("ruleset", "version"), self.ruleset.version)
+        await live.publish(self.ctx.redis, settings.streams, self.ruleset)
         await self.screening.current()
         if self.reloader is not None:
             self.reloader.start()

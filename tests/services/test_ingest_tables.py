@@ -199,8 +199,8 @@ def test_sources_file_errors_have_file_and_line(tmp_path: Path) -> None:
     lines = str(caught.value).splitlines()
     assert any(line.startswith(f"{path}:6: tables.mine.format") for line in lines), lines
     assert any(line.startswith(f"{path}:7: tables.mine.item.colour: unknown key") for line in lines), lines
-    assert any(line.startswith(f"{path}:11: feeds.0.url") for line in lines), lines
-    assert any(line.startswith(f"{path}:11: feeds.0.interval") for line in lines), lines
+    assert any(line.startswith(f"{path}:11: feeds[0].url") for line in lines), lines
+    assert any(line.startswith(f"{path}:11: feeds[0].interval") for line in lines), lines
     # the structural errors first; the cross-checks once the file parses
     path.write_text(
         "tables:\n  comtrade:\n    item: {hs_code: cmdCode}\ninbox:\n  - {pattern: '*.csv', source: nowhere}\n",

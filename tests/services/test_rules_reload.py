@@ -4,6 +4,7 @@ its version in Redis; an invalid one keeps the last good set live."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 from datetime import UTC, datetime
@@ -69,12 +70,18 @@ async def test_valid_change_swaps_the_set_and_invalid_one_keeps_it(
     assert stage.ruleset is outcome
     assert severity(stage.ruleset) == "high"
     assert raw_redis.get(version_key) == outcome.version.encode() != first.version.encode()
+    # Its rules too, for the tools that check against the live set (silence add).
+    live = json.loads(raw_redis.get(settings.streams.key("ruleset", "rules")) or "{}")
+    assert live["version"] == outcome.version
+    assert set(live["rules"]) == {c.rule.id for c in outcome.rules}
 
     # A broken rule file: reported, and the last good set stays live.
     touch_later(rules, RULE.format(severity="urgent"))
     failed = await stage.reloader.check()
     assert isinstance(failed, ConfigError)
-    assert f"{rules}:5: rules.0.severity" in str(failed)
+    assert f"{rules}:5: rules[0].severity: 'urgent' is not one of info, low, medium, high, critical" in str(
+        failed
+    )
     assert stage.ruleset is outcome
     assert raw_redis.get(version_key) == outcome.version.encode()
     assert await stage.reloader.check() is None  # reported once, not every round

@@ -181,13 +181,15 @@ rules:
     with pytest.raises(ConfigError) as caught:
         ruleset_from(tmp_path, bad)
     text = str(caught.value)
-    assert "rules.yaml:7: rules.0.colour: unknown key 'colour'" in text
-    assert "rules.yaml:8:" in text
+    assert "rules.yaml:7: rules[0].colour: unknown key 'colour'; the keys here are id, title," in text
+    assert "rules.yaml:8: rules[0].when.item.hs[0]: '8A' is not an HS code" in text
     assert "not an HS code prefix" in text
-    assert "rules.yaml:11: rules.1.severity" in text
-    assert "rules.yaml:13: rules.1.when" in text
+    assert (
+        "rules.yaml:11: rules[1].severity: 'urgent' is not one of info, low, medium, high, critical" in text
+    )
+    assert "rules.yaml:13: rules[1].when" in text
     assert "empty condition" in text
-    assert "rules.yaml:18: rules.2.realert" in text
+    assert "rules.yaml:18: rules[2].realert" in text
     assert "not a duration" in text
 
 
@@ -208,8 +210,11 @@ rules:
     with pytest.raises(ConfigError) as caught:
         ruleset_from(tmp_path, bad)
     text = str(caught.value)
-    assert "rules.yaml:7: rule 'three': unknown category 'spaceships'" in text
-    assert "rules.yaml:8: rule id 'three' is already defined" in text
+    assert (
+        "rules.yaml:7: rules[0].when.item.categories[0]: 'spaceships' is not a category of the catalog"
+        in text
+    )
+    assert "rules.yaml:8: rules[1].id: rule id 'three' is already defined" in text
 
 
 def test_shipped_pack_loads_and_spares_food(tmp_path: Path) -> None:

@@ -93,9 +93,9 @@ def test_min_score_decides(tmp_path: Path, index: ScreeningIndex) -> None:
 @pytest.mark.parametrize(
     ("condition", "message"),
     [
-        ("{lists: [], min_score: 0.9}", "at least 1 item"),
-        ("{lists: [un-dprk], min_score: 1.5}", "less than or equal to 1"),
-        ("{lists: [un-dprk], roles: [consignee]}", "'importer', 'exporter' or 'text'"),
+        ("{lists: [], min_score: 0.9}", "party.lists: is empty: give at least one value"),
+        ("{lists: [un-dprk], min_score: 1.5}", "party.min_score: 1.5 is out of range: it must be at most 1"),
+        ("{lists: [un-dprk], roles: [consignee]}", "'consignee' is not one of importer, exporter, text"),
         ("{lists: [un-dprk], fuzzy: true}", "unknown key 'fuzzy'"),
     ],
 )

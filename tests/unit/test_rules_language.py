@@ -244,9 +244,15 @@ exceptions:
     with pytest.raises(ConfigError) as caught:
         load_ruleset([PACK], CATALOG, RATES, [bad])
     text = str(caught.value)
-    assert f"{bad}:8: exceptions.unscr2397-machinery.0.importr: unknown key 'importr'" in text
-    assert f"{bad}:9: exceptions.unscr2397-machinery.1: an exception needs at least one field" in text
-    assert f"{bad}:14: exceptions.unscr2397-machinery.2.expires" in text
+    assert (
+        f"{bad}:8: exceptions.unscr2397-machinery[0].importr: unknown key 'importr'; did you mean 'importer'?"
+        in text
+    )
+    assert f"{bad}:9: exceptions.unscr2397-machinery[1]: an exception needs at least one field" in text
+    assert (
+        f"{bad}:14: exceptions.unscr2397-machinery[2].expires: expects a date written as 2026-12-31,"
+        " not the text 'next year'" in text
+    )
     # The unknown rule is found once the file's shape is right.
     fixed = write(
         tmp_path,
@@ -255,8 +261,9 @@ exceptions:
     )
     with pytest.raises(ConfigError) as caught:
         load_ruleset([PACK], CATALOG, RATES, [fixed])
-    assert f"{fixed}:3: no rule has the id 'no-such-rule', so its exceptions would never apply" in str(
-        caught.value
+    assert (
+        f"{fixed}:3: exceptions.no-such-rule: no rule has the id 'no-such-rule',"
+        " so its exceptions would never apply" in str(caught.value)
     )
 
 
@@ -296,9 +303,11 @@ rules:
     with pytest.raises(ConfigError) as caught:
         load_ruleset([bad], CATALOG, RATES)
     text = str(caught.value)
-    assert "r.yaml:8: rules.0.frequency.window: 'often' is not a duration" in text
-    assert "r.yaml:14: rules.1.frequency.per.0: Input should be" in text
-    assert "r.yaml:20: rules.2.new_term.window: unknown key 'window'" in text
+    assert "r.yaml:8: rules[0].frequency.window: 'often' is not a duration" in text
+    assert (
+        "r.yaml:14: rules[1].frequency.per[0]: 'harbour' is not one of report_id, source, crossing," in text
+    )
+    assert "r.yaml:20: rules[2].new_term.window: unknown key 'window'; the keys here are field" in text
 
 
 def test_escalation_to_the_same_severity_is_an_error(tmp_path: Path) -> None:
@@ -318,7 +327,10 @@ rules:
     )
     with pytest.raises(ConfigError) as caught:
         load_ruleset([bad], CATALOG, RATES)
-    assert "r.yaml:9: rule 'd': escalation to high leaves the severity as it is" in str(caught.value)
+    assert (
+        "r.yaml:9: rules[0].escalate[0].to: escalation to high leaves the severity of rule 'd' as it is"
+        in str(caught.value)
+    )
 
 
 def test_a_raise_beats_a_lowering(tmp_path: Path) -> None:

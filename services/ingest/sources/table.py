@@ -27,6 +27,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, ValidationError, model_validator
 
+from schemas import countries
 from schemas.base import StrictModel
 from schemas.report import ImportReport
 from services.ingest.publisher import content_id
@@ -151,46 +152,13 @@ class TableMapping(StrictModel):
 
 # ---------------------------------------------------------------- countries
 
-_COUNTRIES: dict[str, tuple[str, ...]] = {
-    # alpha-2: alpha-3, M49 code, names people write
-    "CN": ("CHN", "156", "china", "people's republic of china", "中国", "中華人民共和国", "중국"),
-    "KP": (
-        "PRK", "408", "north korea", "dprk", "korea, dem. people's rep.", "dem. people's rep. of korea",
-        "democratic people's republic of korea", "korea, democratic people's republic of",
-        "朝鲜", "朝鮮", "북한", "조선",
-    ),
-    "KR": ("KOR", "410", "south korea", "rep. of korea", "republic of korea", "korea, rep.", "韩国", "한국"),
-    "RU": ("RUS", "643", "russia", "russian federation", "俄罗斯", "러시아"),
-    "JP": ("JPN", "392", "japan", "日本", "일본"),
-    "HK": ("HKG", "344", "hong kong", "china, hong kong sar", "中国香港", "香港", "홍콩"),
-    "MO": ("MAC", "446", "macao", "macau", "澳门"),
-    "MN": ("MNG", "496", "mongolia", "蒙古", "몽골"),
-    "TW": ("TWN", "490", "taiwan", "other asia, nes", "中国台湾", "台湾", "대만"),
-    "US": ("USA", "842", "840", "united states", "usa", "美国", "미국"),
-    "SG": ("SGP", "702", "singapore", "新加坡"),
-    "VN": ("VNM", "704", "viet nam", "vietnam", "越南"),
-    "TH": ("THA", "764", "thailand", "泰国"),
-    "MY": ("MYS", "458", "malaysia", "马来西亚"),
-    "ID": ("IDN", "360", "indonesia", "印度尼西亚"),
-    "IN": ("IND", "699", "356", "india", "印度"),
-    "DE": ("DEU", "276", "germany", "德国"),
-    "GB": ("GBR", "826", "united kingdom", "英国"),
-    "FR": ("FRA", "251", "250", "france", "法国"),
-    "NL": ("NLD", "528", "netherlands", "荷兰"),
-    "IT": ("ITA", "381", "380", "italy", "意大利"),
-}  # fmt: skip
-COUNTRY_CODES: dict[str, str] = {}
-for _alpha2, _names in _COUNTRIES.items():
-    for _name in (_alpha2, *_names):
-        COUNTRY_CODES[_name.casefold()] = _alpha2
-
 
 def country(value: str) -> str:
     """An alpha-2 code from an alpha-2, alpha-3, M49 code or a common name; ValueError if unknown."""
-    key = value.strip().casefold()
-    if key in COUNTRY_CODES:
-        return COUNTRY_CODES[key]
-    raise ValueError(f"{value!r} is not a known country (write its ISO code, or add it under map:)")
+    code = countries.lookup(value)
+    if code is None:
+        raise ValueError(f"{countries.problem(value)}; a table may also translate it under map:")
+    return code
 
 
 # ---------------------------------------------------------------- values
