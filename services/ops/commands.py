@@ -140,7 +140,7 @@ def list_(
     limit: Annotated[int, typer.Option(help="at most this many, oldest first")] = 50,
     json_out: Annotated[bool, typer.Option("--json", help="JSON lines even on a terminal")] = False,
 ) -> None:
-    """List a stage's dead letters: id, when, deliveries, reason."""
+    """List a stage's dead letters: id, when, deliveries, reason (notify: subscription and channel too)."""
     settings = load_settings()
     stream = dlq.dead_streams_label(settings.streams, stage)
     entries = _with_redis(settings, lambda r: dlq.list_all(r, settings.streams, stage, limit))
@@ -153,10 +153,14 @@ def list_(
     from rich.table import Table
 
     table = Table(title=f"{stream}: {len(rows)} shown")
-    for column in ("id", "at", "deliveries", "entry", "reason"):
-        table.add_column(column)
+    keys = ["id", "at", "deliveries", "entry_id"]
+    if stage is dlq.DeadStage.notify:
+        keys += ["subscription", "channel"]
+    keys.append("reason")
+    for key in keys:
+        table.add_column("entry" if key == "entry_id" else key)
     for row in rows:
-        table.add_row(row["id"], row["at"], row["deliveries"], row["entry_id"], row["reason"])
+        table.add_row(*(row.get(key, "") for key in keys))
     Console().print(table)
 
 
