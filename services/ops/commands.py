@@ -109,13 +109,19 @@ def _print_tables(snap: Snapshot) -> None:
     dead = ", ".join(f"{stage}: {count}" for stage, count in snap.dead_letters.items())
     console.print(f"dead letters: {dead}")
     console.print(f"rule set version: {snap.ruleset_version or '-'}")
+    if not snap.sanctions:
+        console.print("sanctions lists: none loaded (party conditions never hold)")
+    for listed in snap.sanctions:
+        line = f"sanctions list {listed.list}: {listed.entries} entries, {listed.since}, {listed.age_days} days old"
+        console.print(f"[red]{listed.warning}[/red]" if listed.warning else line, highlight=False)
     console.print(f"last alert: {snap.last_alert_at or '-'}; last delivery: {snap.last_delivery_at or '-'}")
 
 
 def status(
     json_out: Annotated[bool, typer.Option("--json", help="JSON even on a terminal")] = False,
 ) -> None:
-    """Streams, groups (lag, pending, consumers), live workers, dead letters, rule set, last alert.
+    """Streams, groups (lag, pending, consumers), live workers, dead letters, rule set, last alert,
+    the sanctions lists in force and their age (those older than TRADEWATCH_SANCTIONS_MAX_AGE flagged).
 
     Exits 1 when a group is stalled, so a cron job or a probe can act on it.
     """
