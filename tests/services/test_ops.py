@@ -9,6 +9,7 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import redis
 from pydantic import SecretStr
@@ -120,6 +121,52 @@ async def test_every_log_line_is_json_and_redacted_the_libraries_lines_too(
     )
     assert token not in err
     assert token not in out
+
+
+async def test_make_run_reads_the_samples_says_what_it_found_and_again_that_nothing_is_new(
+    settings: Settings, raw_redis: redis.Redis, tmp_path: Path
+) -> None:
+    # `make run` is `tradewatch up --feed config/samples`; --burst ends it once all is handled.
+    samples = ROOT / "config/samples"
+    files = sorted(p.name for p in samples.iterdir() if p.is_file())
+    articles = [name for name in files if not name.endswith(".jsonl")]
+    rows = [
+        line
+        for name in files
+        if name.endswith(".jsonl")
+        for line in (samples / name).read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    reports = len(articles) + len(rows)
+    local = "version: 1\nsubscriptions:\n  - name: local\n    channels: [local]\n    min_severity: low\n"
+    env = {
+        "TRADEWATCH_CHANNELS_FILE": str(
+            write_channels(tmp_path / "channels.yaml", [("twconsole://", "local")])
+        ),
+        "TRADEWATCH_SUBSCRIPTIONS_FILE": str(write_subscriptions(tmp_path / "subscriptions.yaml", local)),
+        "TRADEWATCH_HTTP_PORT": "0",
+    }
+
+    async def make_run() -> tuple[str, list[dict[str, Any]]]:
+        code, out, err = await _cli(settings, "up", "--feed", "config/samples", "--burst", **env)
+        assert code == 0, err[-3000:]
+        return out, [json.loads(line) for line in err.splitlines() if line.strip()]
+
+    out, lines = await make_run()
+    fed = sorted(Path(line["file"]).name for line in lines if line["event"] == "file ingested")
+    assert fed == files  # the reports and articles, not expected/alerts.jsonl beside them
+    (summary,) = [line for line in lines if "feed" in line]
+    assert summary["event"] == f"{reports} new reports"
+    assert raw_redis.xlen(settings.streams.reports_rejected) == 0
+    assert "\n=== " in out  # the alerts, on the console
+
+    out, lines = await make_run()
+    (summary,) = [line for line in lines if "feed" in line]
+    assert summary["event"] == (
+        f"{reports} reports already seen, nothing new: `tradewatch alerts list` shows what was sent"
+    )
+    assert (summary["read"], summary["duplicates"]) == (reports, reports)
+    assert "===" not in out  # nothing is sent twice
 
 
 async def test_dlq_list_show_replay_purge(settings: Settings, raw_redis: redis.Redis) -> None:
