@@ -16,8 +16,10 @@ import structlog
 
 from services.redact import redact
 
-LONG_LIST = 5
-"""On a terminal, a list longer than this shows its first items and how many there are."""
+LONG_LIST = 3
+"""On a terminal, a list longer than this shows its first items and how many there are..."""
+LONG_VALUE = 120
+"""... and a list or a mapping whose text is longer than this is cut (strings never are)."""
 
 
 def _redact_event(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -29,12 +31,21 @@ def _redact_event(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
-def _shorten_lists(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
-    """For people reading a terminal: ``alert_ids=['a-1', 'a-2', 'a-3', '… 46 in all']``.
-    JSON lines keep every item (up to the limits each line sets itself)."""
+def _for_people(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    """For people reading a terminal: ``alert_ids=['a-1', 'a-2', '… 46 in all']``, long
+    collections cut, and FastStream's chatter about its own tasks left out. JSON lines keep
+    everything (up to the limits each line sets itself)."""
+    if event.get("component") == "faststream":
+        if str(event.get("event", "")).startswith("callback for "):
+            raise structlog.DropEvent
+        if event.get("extra", "") is None:
+            del event["extra"]
     for key, value in event.items():
         if isinstance(value, list | tuple) and len(value) > LONG_LIST:
-            event[key] = [*value[: LONG_LIST - 2], f"… {len(value)} in all"]
+            value = [*value[: LONG_LIST - 1], f"… {len(value)} in all"]
+        if isinstance(value, list | tuple | dict) and len(text := repr(value)) > LONG_VALUE:
+            value = text[:LONG_VALUE] + "…"
+        event[key] = value
     return event
 
 
@@ -49,7 +60,7 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
     # hold a URL with its token.
     finish: list[Any] = [structlog.processors.format_exc_info, _redact_event]
     if not json_lines:
-        finish.append(_shorten_lists)
+        finish.append(_for_people)
     finish.append(renderer)
     structlog.configure(
         processors=[
