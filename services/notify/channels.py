@@ -32,6 +32,7 @@ REPLY_CHARS = 200
 
 _HTTP_STATUS = re.compile(r"\berror=(?P<status>[1-5]\d\d)\b")
 _DETAIL = re.compile(r"^(?P<kind>Response Details|Socket Exception)[^:]*:\s*(?P<text>.*)$", re.S)
+_OS_ERROR = re.compile(r"\[Errno -?\d+\][^'\"()\]]+")  # the cause at the end of requests' long error
 
 
 @dataclass(frozen=True)
@@ -88,13 +89,19 @@ def reply_of(entries: Iterable[Any]) -> str | None:
     for entry in entries:
         message = str(entry.message).strip()
         if entry.level in ("WARNING", "ERROR", "CRITICAL"):
-            said.append(" ".join(message.split()))
+            said.append(" ".join(redact(message).split()))
             if status is None and (found := _HTTP_STATUS.search(message)):
                 status = f"HTTP {found.group('status')}"
         elif (found := _DETAIL.match(message)) is not None:
-            text = _shorten(_unrepr(found.group("text")))
+            # Masked once decoded and before it is cut: a token across the cut would show its start.
+            text = redact(_unrepr(found.group("text")))
+            if found.group("kind") == "Socket Exception":
+                causes = _OS_ERROR.findall(text)
+                text = _shorten(causes[-1] if causes else text)
+            elif text := _shorten(text):
+                text = f"reply: {text}"
             if text:
-                details.append(f"reply: {text}" if found.group("kind") == "Response Details" else text)
+                details.append(text)
     parts = [p for p in (status, *dict.fromkeys(said), *dict.fromkeys(details)) if p]
     return redact("; ".join(parts)) if parts else None
 
