@@ -146,6 +146,11 @@ class Settings(BaseSettings):
     sanctions_keep_replaced: Duration = Field(
         default=600.0, gt=0, description="how long a replaced list version stays readable"
     )
+    sanctions_max_age: Duration = Field(
+        default=90 * 86_400,
+        gt=0,
+        description="a list older than this (from its own date of generation, else its load) is warned about",
+    )
 
     # --- notify
     notify_group_wait: Duration = Field(

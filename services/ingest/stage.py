@@ -1,7 +1,10 @@
 """The ingest stage: the inbox folder, the HTTP endpoint and the news feeds, published once each.
 
 A file dropped in ``inbox/`` (or ``inbox/<source>/``) is ingested, then moved to ``done/``;
-a file that cannot be read goes to ``failed/`` with a ``.reason`` file beside it. A crash in the
+a file that cannot be read goes to ``failed/`` with a ``.reason`` file beside it. Files and folders
+given at start (``tradewatch up --feed``) are read in place, once; a folder's subfolders only
+where named after a source (``samples/comtrade/``), so that a folder of something else beside the
+reports (``samples/expected/``) is not read as reports. One line then says what was found. A crash in the
 middle leaves the file in the inbox: ingesting it again publishes nothing twice (report ids).
 How a file finds its source: :mod:`services.ingest.registry`. The HTTP server
 (:mod:`services.ingest.sources.api`) runs in this stage on ``TRADEWATCH_HTTP_HOST:PORT``, and
@@ -22,7 +25,7 @@ import httpx
 import uvicorn
 
 from services.ingest.files import ingest_file
-from services.ingest.publisher import Publisher
+from services.ingest.publisher import Publisher, Tally
 from services.ingest.registry import Sources
 from services.ingest.sources import UnreadableFile
 from services.ingest.sources.api import make_app
@@ -57,8 +60,11 @@ class IngestStage:
         if self.ctx.settings.http_enabled:
             await self._serve_http()
         self._start_feeds()
-        for path in self.feed:
-            await self.ingest_path(path, move=False)
+        if self.feed:
+            fed = Tally()
+            for path in self.feed:
+                fed.add(await self.ingest_path(path, move=False))
+            self.log.info(feed_summary(fed), feed=[str(p) for p in self.feed], **fed.as_dict())
         self._task = asyncio.create_task(self._watch(), name="inbox")
         self.log.info("watching inbox", inbox=str(self.inbox))
 
@@ -141,9 +147,11 @@ class IngestStage:
                 self._working = False
             await asyncio.sleep(self.ctx.settings.inbox_interval)
 
-    async def ingest_path(self, path: Path, *, move: bool) -> None:
+    async def ingest_path(self, path: Path, *, move: bool) -> Tally:
+        """Ingest a file, or a folder's files; the counts of all of them."""
         assert self.sources is not None
-        for file in _files(path):
+        total = Tally()
+        for file in _files(path, self.sources.names()):
             name = self.sources.for_path(file, self.inbox if move else path)
             if name is None:
                 self._fail(
@@ -159,8 +167,10 @@ class IngestStage:
                 self._fail(file, str(error), move)
                 continue
             self.log.info("file ingested", file=str(file), source=name, **tally.as_dict())
+            total.add(tally)
             if move:
                 self._move(file, self.inbox / "done")
+        return total
 
     def _fail(self, file: Path, reason: str, move: bool) -> None:
         self.log.warning("file refused", file=str(file), reason=reason)
@@ -176,14 +186,39 @@ class IngestStage:
         return target
 
 
-def _files(path: Path) -> Iterator[Path]:
+def feed_summary(tally: Tally) -> str:
+    """What the files given at start held, for the person who started it:
+    ``11 new reports``, ``11 reports already seen, nothing new: ...``, ``2 rejected ...``."""
+    if tally.read == 0:
+        return "no reports in the files given"
+
+    def reports(n: int) -> str:
+        return f"{n} report{'s' if n != 1 else ''}"
+
+    parts = []
+    if tally.published:
+        parts.append(f"{tally.published} new report{'s' if tally.published != 1 else ''}")
+    if tally.duplicates:
+        parts.append(f"{tally.duplicates if tally.published else reports(tally.duplicates)} already seen")
+    if tally.rejected:
+        parts.append(f"{tally.rejected} rejected (tradewatch dlq list ingest)")
+    if not tally.published:
+        hint = ": `tradewatch alerts list` shows what was sent" if tally.duplicates else ""
+        parts.append(f"nothing new{hint}")
+    return ", ".join(parts)
+
+
+def _files(path: Path, sources: Sequence[str]) -> Iterator[Path]:
+    """A file, or a folder's files and those of its subfolders named after a source."""
     if not path.is_dir():
         yield path
         return
     for child in sorted(path.iterdir()):
-        if child.is_file() and not child.name.startswith("."):
+        if child.name.startswith("."):
+            continue
+        if child.is_file():
             yield child
-        elif child.is_dir():
+        elif child.is_dir() and child.name in sources:
             yield from (f for f in sorted(child.iterdir()) if f.is_file() and not f.name.startswith("."))
 
 

@@ -8,10 +8,13 @@ accepts a missing file or a bad version silently (zero services), tradewatch doe
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import logging
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +23,31 @@ from apprise import NotifyFormat, NotifyType
 
 from services.notify import localchannels, webhook
 from services.notify.render import Message
-from services.redact import describe_url, register_secret
+from services.redact import describe_url, redact, register_secret
 from services.yamlfile import ConfigError, Problem, load
 
 _REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*|file:[^}]+)\}")
+
+
+REPLY_CHARS = 200
+"""How much of a receiver's reply to a failed send is kept (log line, deliveries, dead letter)."""
+
+_HTTP_STATUS = re.compile(r"\berror=(?P<status>[1-5]\d\d)\b")
+_DETAIL = re.compile(r"^(?P<kind>Response Details|Socket Exception)[^:]*:\s*(?P<text>.*)$", re.S)
+_OS_ERROR = re.compile(r"\[Errno -?\d+\][^'\"()\]]+")  # the cause at the end of requests' long error
+
+
+@dataclass(frozen=True)
+class Sent:
+    """The outcome of one send: true when the channel took the message; else what it said."""
+
+    ok: bool
+    reply: str | None = None
+    """On failure: the HTTP status, Apprise's warning, the start of the receiver's reply, or
+    the network error, as far as the channel's plugin logged them; secrets masked."""
+
+    def __bool__(self) -> bool:
+        return self.ok
 
 
 @dataclass(frozen=True)
@@ -35,18 +59,81 @@ class Channel:
     display: str
     format: str  # text | markdown | html | json
     service: Any
+    _apprise: Any = field(default=None, init=False, repr=False, compare=False)
 
-    async def send(self, message: Message) -> bool:
-        """Send one rendered message, telling Apprise how its body is written: an HTML body to a
-        mail channel goes out as multipart mail (the HTML, and a plain-text part made from it)."""
-        return bool(
-            await self.service.async_notify(
-                title=message.title,
-                body=message.body,
-                body_format=body_format(message.format),
-                notify_type=notify_type(message.severity),
-            )
+    def __post_init__(self) -> None:
+        # Sent through an Apprise object of its own, not the plugin directly: Apprise's result
+        # then carries what the plugin logged during the send (a failed post's status and the
+        # receiver's reply), and the URL's ?retry=N&wait=S is honoured.
+        bundle = apprise.Apprise(asset=getattr(self.service, "asset", None))
+        bundle.add(self.service)
+        object.__setattr__(self, "_apprise", bundle)
+
+    async def send(self, message: Message) -> Sent:
+        """Send one rendered message, telling Apprise how its body is written (an HTML body to a
+        mail channel goes out as multipart mail: the HTML, and a plain-text part made from it)
+        and what kind of message it is (chat channels colour it by severity)."""
+        result = await self._apprise.async_notify(
+            title=message.title,
+            body=message.body,
+            body_format=body_format(message.format),
+            notify_type=notify_type(message.severity),
+            log_level=logging.DEBUG,
         )
+        try:
+            if result:
+                return Sent(True)
+            return Sent(False, reply_of(entry for service in result for entry in service.logs()))
+        finally:
+            result.close()
+
+
+def reply_of(entries: Iterable[Any]) -> str | None:
+    """What a failed send's log entries say about the receiver's answer, in one short line:
+    ``HTTP 500; Failed to send JSON POST notification: ...; reply: {"error": "..."}``.
+
+    Apprise's plugins log a failed post's status at warning level and the response body
+    (``Response Details``) or the network error (``Socket Exception``) at debug level."""
+    status: str | None = None
+    said: list[str] = []
+    details: list[str] = []
+    for entry in entries:
+        message = str(entry.message).strip()
+        if entry.level in ("WARNING", "ERROR", "CRITICAL"):
+            said.append(" ".join(redact(message).split()))
+            if status is None and (found := _HTTP_STATUS.search(message)):
+                status = f"HTTP {found.group('status')}"
+        elif (found := _DETAIL.match(message)) is not None:
+            # Masked once decoded and before it is cut: a token across the cut would show its start.
+            text = redact(_unrepr(found.group("text")))
+            if found.group("kind") == "Socket Exception":
+                causes = _OS_ERROR.findall(text)
+                text = _shorten(causes[-1] if causes else text)
+            elif text := _shorten(text):
+                text = f"reply: {text}"
+            if text:
+                details.append(text)
+    parts = [p for p in (status, *dict.fromkeys(said), *dict.fromkeys(details)) if p]
+    return redact("; ".join(parts)) if parts else None
+
+
+def _unrepr(text: str) -> str:
+    """``b'{"error": "down"}'`` (how plugins log a body) -> ``{"error": "down"}``."""
+    text = text.strip()
+    if text[:2] in ("b'", 'b"') or text[:1] in ("'", '"'):
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            return text
+        if isinstance(value, bytes):
+            return value.decode("utf-8", "replace")
+        return str(value)
+    return text
+
+
+def _shorten(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= REPLY_CHARS else text[:REPLY_CHARS] + "…"
 
 
 _BODY_FORMATS = {"text": NotifyFormat.TEXT, "markdown": NotifyFormat.MARKDOWN, "html": NotifyFormat.HTML}
@@ -121,6 +208,10 @@ def _format(service: Any) -> str:
 def load_channels(path: Path) -> list[Channel]:
     assert localchannels.LOCAL_SCHEMES  # the local plugins are registered on import
     assert webhook.REGISTERED  # and the JSON webhooks' payload with the cases as objects
+    # Apprise logs a failed post's reply at debug level: its logger lets debug records be made,
+    # so that a send can capture them; what is printed is the log handler's level
+    # (services.logging), not this one.
+    logging.getLogger(apprise.LOGGER_NAME).setLevel(logging.DEBUG)
     doc = load(path)  # checks existence, size, encoding, YAML syntax with lines
     if not isinstance(doc.data, dict):
         raise ConfigError(

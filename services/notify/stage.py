@@ -374,11 +374,11 @@ class NotifyStage:
         except Exception as exc:
             return "dead", redact(f"rendering failed: {type(exc).__name__}: {exc}")
         try:
-            ok = await asyncio.wait_for(channel.send(message), limit)
+            sent = await asyncio.wait_for(channel.send(message), limit)
         except TimeoutError:
-            return "failed", f"no answer within {limit:g}s"
+            return "failed", f"{channel.display}: no answer within {limit:g}s"
         except Exception as exc:  # a plugin raising is a failed send, not a dead worker
-            return "failed", redact(f"{type(exc).__name__}: {exc}")
-        if not ok:
-            return "failed", "the channel refused the message or could not be reached"
+            return "failed", redact(f"{channel.display}: {type(exc).__name__}: {exc}")
+        if not sent:  # with the receiver's answer, as far as the channel's plugin let it be seen
+            return "failed", f"{channel.display}: {sent.reply or 'refused, or could not be reached'}"
         return "sent", None

@@ -109,13 +109,19 @@ def _print_tables(snap: Snapshot) -> None:
     dead = ", ".join(f"{stage}: {count}" for stage, count in snap.dead_letters.items())
     console.print(f"dead letters: {dead}")
     console.print(f"rule set version: {snap.ruleset_version or '-'}")
+    if not snap.sanctions:
+        console.print("sanctions lists: none loaded (party conditions never hold)")
+    for listed in snap.sanctions:
+        line = f"sanctions list {listed.list}: {listed.entries} entries, {listed.since}, {listed.age_days} days old"
+        console.print(f"[red]{listed.warning}[/red]" if listed.warning else line, highlight=False)
     console.print(f"last alert: {snap.last_alert_at or '-'}; last delivery: {snap.last_delivery_at or '-'}")
 
 
 def status(
     json_out: Annotated[bool, typer.Option("--json", help="JSON even on a terminal")] = False,
 ) -> None:
-    """Streams, groups (lag, pending, consumers), live workers, dead letters, rule set, last alert.
+    """Streams, groups (lag, pending, consumers), live workers, dead letters, rule set, last alert,
+    the sanctions lists in force and their age (those older than TRADEWATCH_SANCTIONS_MAX_AGE flagged).
 
     Exits 1 when a group is stalled, so a cron job or a probe can act on it.
     """
@@ -140,7 +146,7 @@ def list_(
     limit: Annotated[int, typer.Option(help="at most this many, oldest first")] = 50,
     json_out: Annotated[bool, typer.Option("--json", help="JSON lines even on a terminal")] = False,
 ) -> None:
-    """List a stage's dead letters: id, when, deliveries, reason."""
+    """List a stage's dead letters: id, when, deliveries, reason (notify: subscription and channel too)."""
     settings = load_settings()
     stream = dlq.dead_streams_label(settings.streams, stage)
     entries = _with_redis(settings, lambda r: dlq.list_all(r, settings.streams, stage, limit))
@@ -153,10 +159,14 @@ def list_(
     from rich.table import Table
 
     table = Table(title=f"{stream}: {len(rows)} shown")
-    for column in ("id", "at", "deliveries", "entry", "reason"):
-        table.add_column(column)
+    keys = ["id", "at", "deliveries", "entry_id"]
+    if stage is dlq.DeadStage.notify:
+        keys += ["subscription", "channel"]
+    keys.append("reason")
+    for key in keys:
+        table.add_column("entry" if key == "entry_id" else key)
     for row in rows:
-        table.add_row(row["id"], row["at"], row["deliveries"], row["entry_id"], row["reason"])
+        table.add_row(*(row.get(key, "") for key in keys))
     Console().print(table)
 
 

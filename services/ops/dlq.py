@@ -88,13 +88,18 @@ class DeadEntry:
 
     def summary(self, limit: int = 300) -> dict[str, Any]:
         reason = self.meta("reason")
-        return {
+        row = {
             "id": self.ref,
             "at": self.meta("at"),
             "deliveries": self.meta("deliveries"),
             "entry_id": self.meta("entry_id"),
             "reason": reason if len(reason) <= limit else reason[:limit] + "…",
         }
+        # A notify dead letter: whose message it was and the channel that gave up on it.
+        for name in ("subscription", "channel"):
+            if (DEAD_PREFIX + name.encode()) in self.fields:
+                row[name] = self.meta(name)
+        return row
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.ref, "fields": {as_text(k): as_text(v) for k, v in self.fields.items()}}

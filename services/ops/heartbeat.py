@@ -72,7 +72,7 @@ class Heartbeat:
 
     async def watch(self) -> list[GroupInfo]:
         """Judge every group once; returns the groups that became stalled just now."""
-        snap = await snapshot(self.redis, self.settings, with_workers=False)
+        snap = await snapshot(self.redis, self.settings, with_workers=False, with_sanctions=False)
         newly = []
         for group in snap.groups:
             label = f"{group.stream}/{group.group}"

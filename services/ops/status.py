@@ -1,7 +1,8 @@
 """A snapshot of the pipeline as the server sees it, for ``tradewatch status`` and the watchdog.
 
 Everything here is read from the server in a handful of commands (XINFO, XPENDING, SCAN of the
-heartbeat keys), so it shows every worker on every machine, not only this process.
+heartbeat keys), so it shows every worker on every machine, not only this process. It also shows
+the sanctions lists in force and their age, each one older than ``sanctions_max_age`` flagged.
 
 A group is *stalled* when it has work waiting (lag or pending entries) and either nobody has
 polled it for ``stall_after`` (every reader is dead or stuck), or a pending entry has sat
@@ -21,6 +22,8 @@ import redis.asyncio as aredis
 from redis.exceptions import ResponseError
 
 from schemas.streams import StreamNames
+from services.sanctions.lists import list_age, too_old
+from services.sanctions.store import SanctionsStore
 from services.settings import Settings
 from services.wire import as_text
 
@@ -74,6 +77,18 @@ class WorkerInfo:
 
 
 @dataclass
+class SanctionsListInfo:
+    list: str
+    version: str
+    entries: int
+    since: str
+    """Where its age counts from: "generated 2020-03-20" (the list's own date) or "loaded ..."."""
+    age_days: int
+    too_old: bool
+    warning: str | None
+
+
+@dataclass
 class Snapshot:
     namespace: str
     at: str
@@ -84,6 +99,7 @@ class Snapshot:
     ruleset_version: str | None
     last_alert_at: str | None
     last_delivery_at: str | None
+    sanctions: list[SanctionsListInfo] = field(default_factory=list)
 
     @property
     def stalled(self) -> list[GroupInfo]:
@@ -181,7 +197,28 @@ async def _workers(redis: aredis.Redis, names: StreamNames, now: float) -> list[
     return sorted(found, key=lambda w: (w.stages, w.consumer))
 
 
-async def snapshot(redis: aredis.Redis, settings: Settings, *, with_workers: bool = True) -> Snapshot:
+async def _sanctions(redis: aredis.Redis, settings: Settings) -> list[SanctionsListInfo]:
+    found = []
+    for meta in await SanctionsStore(redis, settings).lists():
+        age = list_age(meta)
+        warning = too_old(meta, settings.sanctions_max_age)
+        found.append(
+            SanctionsListInfo(
+                list=meta.list,
+                version=meta.version,
+                entries=meta.entries,
+                since=age.since,
+                age_days=age.days,
+                too_old=warning is not None,
+                warning=warning,
+            )
+        )
+    return found
+
+
+async def snapshot(
+    redis: aredis.Redis, settings: Settings, *, with_workers: bool = True, with_sanctions: bool = True
+) -> Snapshot:
     names = settings.streams
     now = time.time()
     # Every partition of each stream (one each with the default single partition).
@@ -215,4 +252,5 @@ async def snapshot(redis: aredis.Redis, settings: Settings, *, with_workers: boo
         ruleset_version=as_text(version) if version is not None else None,
         last_alert_at=last_at("alerts"),
         last_delivery_at=last_at("deliveries"),
+        sanctions=await _sanctions(redis, settings) if with_sanctions else [],
     )

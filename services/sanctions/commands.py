@@ -49,8 +49,17 @@ def load(
         typer.Option("--list", help="name of the list; default un-sc (UN XML) or opensanctions (CSV)"),
     ] = None,
 ) -> None:
-    """Read a list file and make it the list in force, at once (readers never see half a list)."""
-    from services.sanctions.lists import ListFileError, ListFormat, detect_format, read_list
+    """Read a list file and make it the list in force, at once (readers never see half a list).
+
+    Warns (on stderr) when the list is older than TRADEWATCH_SANCTIONS_MAX_AGE."""
+    from services.sanctions.lists import (
+        ListFileError,
+        ListFormat,
+        detect_format,
+        list_age,
+        read_list,
+        too_old,
+    )
     from services.sanctions.store import SanctionsStore
 
     settings = load_settings()
@@ -74,6 +83,7 @@ def load(
         settings, lambda redis: SanctionsStore(redis, settings).save(name, fmt, str(file), parsed)
     )
     meta = loaded.meta
+    warning = too_old(meta, settings.sanctions_max_age)
     typer.echo(
         json.dumps(
             {
@@ -83,10 +93,14 @@ def load(
                 "entries": meta.entries,
                 "changed": loaded.changed,
                 "replaced": loaded.replaced,
+                "age_days": list_age(meta).days,
+                "too_old": warning is not None,
             },
             ensure_ascii=False,
         )
     )
+    if warning is not None:
+        typer.echo(f"tradewatch: warning: {warning}", err=True)
 
 
 @app.command("lists")

@@ -12,6 +12,7 @@ import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
@@ -66,6 +67,51 @@ class ListMeta(StrictModel):
     sha256: str
     entries: int
     loaded_at: str
+
+
+@dataclass(frozen=True)
+class ListAge:
+    """How old a loaded list is, and from which date that is counted."""
+
+    seconds: float
+    since: str  # "generated 2020-03-20" (the list's own date) or "loaded 2026-03-06"
+
+    @property
+    def days(self) -> int:
+        return int(self.seconds // 86_400)
+
+
+def list_age(meta: ListMeta, now: datetime | None = None) -> ListAge:
+    """From the list's own date of generation where its format has one (the UN XML's
+    ``dateGenerated``), else from the time it was loaded. (An OpenSanctions export says when
+    its entries last changed, not when it was made: a quiet list is not an old one.)"""
+    now = now or datetime.now(UTC)
+    generated = _instant(meta.date) if meta.format is ListFormat.UN_XML else None
+    if generated is not None:
+        return ListAge((now - generated).total_seconds(), f"generated {generated.date().isoformat()}")
+    loaded = _instant(meta.loaded_at) or now
+    return ListAge((now - loaded).total_seconds(), f"loaded {loaded.date().isoformat()}")
+
+
+def too_old(meta: ListMeta, max_age: float, now: datetime | None = None) -> str | None:
+    """A warning when the list is older than ``max_age`` seconds, else None."""
+    age = list_age(meta, now)
+    if age.seconds <= max_age:
+        return None
+    return (
+        f"sanctions list {meta.list} is {age.days} days old ({age.since}), older than "
+        f"TRADEWATCH_SANCTIONS_MAX_AGE ({max_age / 86_400:g} days): load a current one"
+    )
+
+
+def _instant(text: str) -> datetime | None:
+    for candidate in (text.strip(), text.strip()[:10]):
+        try:
+            value = datetime.fromisoformat(candidate)
+        except ValueError:
+            continue
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return None
 
 
 @dataclass

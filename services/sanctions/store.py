@@ -25,7 +25,7 @@ from redis.exceptions import WatchError
 from schemas.streams import StreamNames
 from services.logging import get_logger
 from services.sanctions.index import ScreeningIndex
-from services.sanctions.lists import ListedEntry, ListFormat, ListMeta, ParsedList
+from services.sanctions.lists import ListedEntry, ListFormat, ListMeta, ParsedList, too_old
 from services.settings import Settings
 from services.wire import as_text
 
@@ -152,6 +152,7 @@ class ScreeningCache:
     def __init__(self, redis: aredis.Redis, settings: Settings, recheck: float = 1.0) -> None:
         self.store = SanctionsStore(redis, settings)
         self.candidates = settings.sanctions_candidates
+        self.max_age = settings.sanctions_max_age
         self.index: ScreeningIndex | None = None
         self.recheck = recheck
         self._next_check = 0.0
@@ -175,4 +176,7 @@ class ScreeningCache:
             entries=len(self.index),
             names=len(self.index.names),
         )
+        for meta in await self.store.lists():
+            if (warning := too_old(meta, self.max_age)) is not None:
+                self.log.warning("sanctions list too old", list=meta.list, date=meta.date, warning=warning)
         return self.index

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -9,9 +11,11 @@ from typing import Any
 import httpx
 import pytest
 import redis
+import structlog
 from pydantic import SecretStr
 
-from services.ingest.sources.api import key_matches
+from services.ingest.sources import api as http_api
+from services.ingest.sources.api import RefusalLog, key_matches
 from services.ingest.stage import IngestStage
 from services.runtime import Context
 from tests.fixtures.news_facts import NEWS_REPORT
@@ -71,6 +75,68 @@ async def test_keys_are_required(api: httpx.AsyncClient, raw_redis: redis.Redis,
         assert response.status_code == 401, headers
     assert raw_redis.xlen(ctx.settings.streams.reports) == 0
     assert rejected(raw_redis, ctx) == []  # strangers cannot fill the rejected stream
+
+
+async def test_refused_keys_are_logged_by_fingerprint_at_most_once_a_minute_per_key(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(http_api, "REFUSAL_LOG_INTERVAL", 0.5)  # a minute, shortened
+    ctx.settings.api_keys = [SecretStr(KEY)]
+    stage = IngestStage(ctx)
+    wrong, other = "wrong-key-5d1c0e", "another-wrong-key"
+    with structlog.testing.capture_logs() as logs:
+        await stage.start()
+        try:
+            async with httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{stage.http_port}", trust_env=False
+            ) as client:
+
+                async def post(headers: dict[str, str]) -> None:
+                    response = await client.post("/reports", json=NEWS_REPORT, headers=headers)
+                    assert response.status_code == 401
+
+                for _ in range(5):
+                    await post({"Authorization": f"Bearer {wrong}"})
+                await post({"X-API-Key": other})
+                await post({})
+                await post({})
+                await asyncio.sleep(0.6)  # the interval is over: the next refusal is logged, with a count
+                await post({"X-API-Key": wrong})
+                assert (await client.post("/reports", json=NEWS_REPORT, headers=auth())).status_code == 202
+        finally:
+            await stage.stop()
+
+    refused = [e for e in logs if e["event"] == "API key refused"]
+
+    def fingerprint(key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()[:8]
+
+    assert [(e["key_fingerprint"], e["suppressed"], e["reason"]) for e in refused] == [
+        (fingerprint(wrong), 0, "unknown key"),
+        (fingerprint(other), 0, "unknown key"),
+        ("none", 0, "no key given"),
+        (fingerprint(wrong), 4, "unknown key"),  # the four refusals not logged in the interval
+    ]
+    assert all(e["client"] == "127.0.0.1" and e["request_id"].startswith("req-") for e in refused)
+    shown = json.dumps(logs)
+    assert wrong not in shown
+    assert other not in shown
+    assert KEY not in shown
+
+
+def test_a_caller_trying_many_keys_cannot_flood_the_log() -> None:
+    now = [0.0]
+    with structlog.testing.capture_logs() as logs:
+        refusals = RefusalLog(structlog.get_logger(), interval=60, max_keys=3, clock=lambda: now[0])
+        for n in range(50):
+            refusals.refused(f"fp{n}")
+        now[0] = 61.0  # a minute later, the first keys' lines are over: room again
+        refusals.refused("fp0")
+        refusals.refused("*")
+    assert [(e["key_fingerprint"], e["suppressed"]) for e in logs] == [
+        ("fp0", 0), ("fp1", 0), ("fp2", 0), ("*", 0),  # the 4th key on: one line for all the others
+        ("fp0", 0), ("*", 46),
+    ]  # fmt: skip
 
 
 def test_key_comparison() -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import redis
+import structlog
 from click.testing import Result
 from pytest_httpserver import HTTPServer
 from typer.testing import CliRunner
@@ -107,6 +108,58 @@ async def test_a_channel_that_never_recovers_is_dead_lettered_with_the_reason(
     assert b"gave up after 3 attempts" in fields[b"dead.reason"]
     assert fields[b"dead.subscription"] == b"team"
     assert [e["event"] for e in history(raw_redis, s, "a-0001")][-1] == "dead"
+
+
+async def test_a_failed_delivery_names_the_channel_and_what_the_receiver_answered(
+    settings: Settings,
+    raw_redis: redis.Redis,
+    httpserver: HTTPServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    restore_logging: None,
+) -> None:
+    # The receiver refuses with a 500 and says why, echoing the token the channel's URL holds.
+    token = "tok-51c2e9d0a7"
+    monkeypatch.setenv("TW_TEST_HOOK_TOKEN", token)
+    reply = json.dumps({"error": "queue full, try again later", "token": token})
+    httpserver.expect_request("/hook", method="POST").respond_with_data(reply, status=500)
+    url = f"json://127.0.0.1:{httpserver.port}/hook?token=${{TW_TEST_HOOK_TOKEN}}"
+    s = configure(settings, tmp_path, [(url, "hook")], notify_max_attempts=2)
+    publish(raw_redis, s, [make_alert(1)])
+
+    with structlog.testing.capture_logs() as logs:
+        await run_burst(s, lambda ctx: [NotifyStage(ctx)])
+
+    channel = f"json://127.0.0.1:{httpserver.port}/…"  # as Channel.display shows it
+
+    def says_what_happened(error: str) -> None:
+        assert error.startswith(f"{channel}: HTTP 500; "), error
+        assert 'reply: {"error": "queue full, try again later", "token": "***"}' in error, error
+        assert token not in error
+
+    lines = [e for e in logs if e["event"] in ("delivery failed", "delivery dead-lettered")]
+    assert [e["event"] for e in lines] == ["delivery failed", "delivery dead-lettered"]
+    for line in lines:
+        says_what_happened(line["error"])
+    recorded = [f for _, f in raw_redis.xrange(s.streams.deliveries)]
+    assert [f[b"outcome"] for f in recorded] == [b"failed", b"dead"]
+    for fields in recorded:
+        says_what_happened(fields[b"error"].decode())
+    (dead,) = raw_redis.xrange(s.streams.alerts_dead)
+    says_what_happened(dead[1][b"dead.reason"].decode())
+
+    # The dead letter's list names the subscription and the channel that gave up on it.
+    env = {
+        "TRADEWATCH_REDIS_URL": s.redis_url.get_secret_value() if s.redis_url else "",
+        "TRADEWATCH_NAMESPACE": s.namespace,
+    }
+    listed = await asyncio.to_thread(CliRunner().invoke, cli, ["dlq", "list", "notify", "--json"], env=env)
+    assert listed.exit_code == 0, listed.output
+    (row,) = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert row["subscription"] == "team"
+    assert row["channel"] == dead[1][b"dead.channel"].decode()
+    assert row["channel"].startswith("hook-")
+    says_what_happened(row["reason"])
 
 
 async def test_a_burst_of_200_alerts_is_one_grouped_message_and_one_digest_email(

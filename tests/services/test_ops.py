@@ -9,6 +9,7 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import redis
 from pydantic import SecretStr
@@ -24,7 +25,7 @@ from services.settings import Settings
 from services.wire import Entry
 from tests.conftest import ROOT
 from tests.fixtures.news_facts import NEWS_REPORT
-from tests.pipeline import Receiver, new_context, run_burst
+from tests.pipeline import Receiver, new_context, run_burst, write_channels, write_subscriptions
 
 
 def _read_as(raw_redis: redis.Redis, stream: str, consumer: str) -> list[Entry]:
@@ -65,7 +66,7 @@ async def test_a_stalled_worker_does_not_publish_a_batch_another_consumer_reclai
     assert raw_redis.xlen(names.alerts) == published
 
 
-async def _cli(settings: Settings, *args: str) -> tuple[int, str, str]:
+async def _cli(settings: Settings, *args: str, **extra_env: str) -> tuple[int, str, str]:
     """The real ``tradewatch`` command, as an operator runs it (stdout not a terminal: JSON)."""
     url = settings.redis_url.get_secret_value() if settings.redis_url else ""
     env = {
@@ -74,6 +75,7 @@ async def _cli(settings: Settings, *args: str) -> tuple[int, str, str]:
         "TRADEWATCH_NAMESPACE": settings.namespace,
         "TRADEWATCH_DATA_DIR": str(settings.data_dir),
         "TRADEWATCH_LOG_FORMAT": "json",
+        **extra_env,
     }
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "services.cli", *args, env=env, cwd=ROOT,
@@ -81,6 +83,90 @@ async def _cli(settings: Settings, *args: str) -> tuple[int, str, str]:
     )  # fmt: skip
     out, err = await proc.communicate()
     return int(proc.returncode or 0), out.decode(), err.decode()
+
+
+async def test_every_log_line_is_json_and_redacted_the_libraries_lines_too(
+    settings: Settings, raw_redis: redis.Redis, httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    # The whole pipeline at debug level, whose alerts meet a receiver that refuses them and
+    # echoes the channel's token: FastStream, Apprise, uvicorn and asyncio all log, and every
+    # line on stderr is one JSON object with the token masked.
+    token = "tok-9b7e51aa42c0"
+    httpserver.expect_request("/hook", method="POST").respond_with_data(
+        f"refused: token {token} expired", status=500
+    )
+    url = f"json://127.0.0.1:{httpserver.port}/hook?token=${{TW_TEST_HOOK_TOKEN}}"
+    raw_redis.xadd(settings.streams.reports, {"report": json.dumps(NEWS_REPORT)})
+
+    code, out, err = await _cli(
+        settings, "up", "--burst",
+        TW_TEST_HOOK_TOKEN=token,
+        TRADEWATCH_LOG_LEVEL="debug",
+        TRADEWATCH_CHANNELS_FILE=str(write_channels(tmp_path / "channels.yaml", [(url, "hook")])),
+        TRADEWATCH_SUBSCRIPTIONS_FILE=str(write_subscriptions(tmp_path / "subscriptions.yaml")),
+        TRADEWATCH_NOTIFY_MAX_ATTEMPTS="1",
+        TRADEWATCH_NOTIFY_GROUP_WAIT="0s",
+        TRADEWATCH_HTTP_PORT="0",
+    )  # fmt: skip
+
+    assert code == 0, err[-3000:]
+    lines = [json.loads(line) for line in err.splitlines() if line.strip()]  # each one JSON
+    assert all({"event", "level", "timestamp"} <= set(line) for line in lines)
+    libraries = {line["logger"].split(".")[0] for line in lines if "logger" in line}
+    assert {"apprise", "asyncio", "uvicorn"} <= libraries, libraries
+    assert any(line.get("component") == "faststream" for line in lines)
+    assert any(
+        line.get("logger") == "apprise" and line["level"] == "warning" and "error=500" in line["event"]
+        for line in lines
+    )
+    assert token not in err
+    assert token not in out
+
+
+async def test_make_run_reads_the_samples_says_what_it_found_and_again_that_nothing_is_new(
+    settings: Settings, raw_redis: redis.Redis, tmp_path: Path
+) -> None:
+    # `make run` is `tradewatch up --feed config/samples`; --burst ends it once all is handled.
+    samples = ROOT / "config/samples"
+    files = sorted(p.name for p in samples.iterdir() if p.is_file())
+    articles = [name for name in files if not name.endswith(".jsonl")]
+    rows = [
+        line
+        for name in files
+        if name.endswith(".jsonl")
+        for line in (samples / name).read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    reports = len(articles) + len(rows)
+    local = "version: 1\nsubscriptions:\n  - name: local\n    channels: [local]\n    min_severity: low\n"
+    env = {
+        "TRADEWATCH_CHANNELS_FILE": str(
+            write_channels(tmp_path / "channels.yaml", [("twconsole://", "local")])
+        ),
+        "TRADEWATCH_SUBSCRIPTIONS_FILE": str(write_subscriptions(tmp_path / "subscriptions.yaml", local)),
+        "TRADEWATCH_HTTP_PORT": "0",
+    }
+
+    async def make_run() -> tuple[str, list[dict[str, Any]]]:
+        code, out, err = await _cli(settings, "up", "--feed", "config/samples", "--burst", **env)
+        assert code == 0, err[-3000:]
+        return out, [json.loads(line) for line in err.splitlines() if line.strip()]
+
+    out, lines = await make_run()
+    fed = sorted(Path(line["file"]).name for line in lines if line["event"] == "file ingested")
+    assert fed == files  # the reports and articles, not expected/alerts.jsonl beside them
+    (summary,) = [line for line in lines if "feed" in line]
+    assert summary["event"] == f"{reports} new reports"
+    assert raw_redis.xlen(settings.streams.reports_rejected) == 0
+    assert "\n=== " in out  # the alerts, on the console
+
+    out, lines = await make_run()
+    (summary,) = [line for line in lines if "feed" in line]
+    assert summary["event"] == (
+        f"{reports} reports already seen, nothing new: `tradewatch alerts list` shows what was sent"
+    )
+    assert (summary["read"], summary["duplicates"]) == (reports, reports)
+    assert "===" not in out  # nothing is sent twice
 
 
 async def test_dlq_list_show_replay_purge(settings: Settings, raw_redis: redis.Redis) -> None:

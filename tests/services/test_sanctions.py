@@ -122,6 +122,41 @@ def test_a_malformed_file_is_refused_and_the_list_in_force_stays(settings: Setti
     assert json.loads(lists.stdout)["entries"] == 20
 
 
+def test_a_list_older_than_the_max_age_is_warned_about_at_load_and_in_status(settings: Settings) -> None:
+    runner = CliRunner()
+    env = cli_env(settings)
+    # The fixture UN list was generated on 2020-03-20: years over the default 90 days.
+    loaded = runner.invoke(app, ["sanctions", "load", str(SAMPLE_XML)], env=env)
+    assert loaded.exit_code == 0, loaded.output
+    summary = json.loads(loaded.stdout)
+    assert summary["too_old"] is True
+    assert summary["age_days"] > 2_000
+    assert "sanctions list un-sc is" in loaded.stderr
+    assert "(generated 2020-03-20), older than TRADEWATCH_SANCTIONS_MAX_AGE (90 days)" in loaded.stderr
+    # OpenSanctions' export has no date of generation: its age counts from the load.
+    fresh = runner.invoke(app, ["sanctions", "load", str(SAMPLE_CSV)], env=env)
+    assert fresh.exit_code == 0, fresh.output
+    assert json.loads(fresh.stdout)["too_old"] is False
+    assert "warning" not in fresh.stderr
+
+    shown = runner.invoke(app, ["status", "--json"], env=env)
+    assert shown.exit_code == 0, shown.output
+    lists = {listed["list"]: listed for listed in json.loads(shown.stdout)["sanctions"]}
+    assert lists["un-sc"]["too_old"] is True
+    assert lists["un-sc"]["since"] == "generated 2020-03-20"
+    assert "TRADEWATCH_SANCTIONS_MAX_AGE" in lists["un-sc"]["warning"]
+    assert lists["opensanctions"]["too_old"] is False
+    assert lists["opensanctions"]["since"].startswith("loaded ")
+    assert lists["opensanctions"]["age_days"] == 0
+
+    patient = {**env, "TRADEWATCH_SANCTIONS_MAX_AGE": "36500d"}
+    again = runner.invoke(app, ["sanctions", "load", str(SAMPLE_XML)], env=patient)
+    assert json.loads(again.stdout)["too_old"] is False
+    assert "warning" not in again.stderr
+    shown = runner.invoke(app, ["status", "--json"], env=patient)
+    assert not any(listed["too_old"] for listed in json.loads(shown.stdout)["sanctions"])
+
+
 def test_screen_without_lists_says_what_to_do(settings: Settings) -> None:
     result = CliRunner().invoke(app, ["sanctions", "screen", "Anything"], env=cli_env(settings))
     assert result.exit_code == 1

@@ -10,16 +10,20 @@
   fix is safe, report ids make it so.
 - Every refused request except 401 goes to ``<ns>:reports:rejected`` with its request id (the
   caller's ``X-Request-ID`` or a new one), the raw body and the reason. Unauthenticated requests
-  are not recorded, so that no stranger can fill the stream.
+  are not recorded, so that no stranger can fill the stream; they are logged (``API key
+  refused``) with the key's fingerprint (the first 8 hex digits of its SHA-256), never the key,
+  at most one line per fingerprint a minute, with the number of refusals not logged since.
 - ``GET /openapi.json`` (the document, with the ImportReport schema), ``GET /health``
   (the process answers), ``GET /ready`` (the server answers a PING).
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -37,6 +41,10 @@ from services.logging import get_logger
 MAX_BATCH = 1_000
 SOURCE = "http"
 _REQUEST_ID = re.compile(r"^[\w.\-:]{1,100}$")
+REFUSAL_LOG_INTERVAL = 60.0
+"""Seconds between two log lines about refused requests with the same key."""
+REFUSAL_LOG_KEYS = 100
+"""Keys whose refusals are counted apart within one interval; past it, one count for the rest."""
 
 
 class Refused(Exception):
@@ -54,6 +62,47 @@ def key_matches(given: str, keys: Sequence[SecretStr]) -> bool:
     for key in keys:
         found |= hmac.compare_digest(candidate, key.get_secret_value().encode())
     return found
+
+
+def key_fingerprint(given: str) -> str:
+    """Names a key in logs without revealing it: the first 8 hex digits of its SHA-256."""
+    return hashlib.sha256(given.encode()).hexdigest()[:8] if given else "none"
+
+
+class RefusalLog:
+    """Logs refused API keys, at most one line per key fingerprint per ``interval`` seconds.
+
+    The refusals in between are counted and the next line for that key says how many
+    (``suppressed``). A caller trying many keys cannot flood the log either: past ``max_keys``
+    fingerprints within an interval the others share one count, under the fingerprint ``*``.
+    """
+
+    def __init__(
+        self,
+        log: Any,
+        interval: float = REFUSAL_LOG_INTERVAL,
+        max_keys: int = REFUSAL_LOG_KEYS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.log = log
+        self.interval = interval
+        self.max_keys = max_keys
+        self.clock = clock
+        self._last: dict[str, tuple[float, int]] = {}  # fingerprint -> (last line, suppressed since)
+
+    def refused(self, fingerprint: str, **fields: Any) -> None:
+        now = self.clock()
+        if fingerprint not in self._last and len(self._last) >= self.max_keys:
+            # Forget the keys whose interval is over (their suppressed count dies with them).
+            self._last = {k: v for k, v in self._last.items() if now - v[0] < self.interval}
+            if len(self._last) >= self.max_keys:
+                fingerprint = "*"
+        last, suppressed = self._last.get(fingerprint, (None, 0))
+        if last is not None and now - last < self.interval:
+            self._last[fingerprint] = (last, suppressed + 1)
+            return
+        self._last[fingerprint] = (now, 0)
+        self.log.warning("API key refused", key_fingerprint=fingerprint, suppressed=suppressed, **fields)
 
 
 def problems_of(error: ValidationError, prefix: str = "") -> list[dict[str, str]]:
@@ -195,6 +244,7 @@ def make_app(
     ready: Callable[[], Awaitable[bool]],
 ) -> Starlette:
     log = get_logger(stage="ingest", component="http")
+    refusals = RefusalLog(log, REFUSAL_LOG_INTERVAL)
     document = openapi()
 
     async def read_body(request: Request) -> bytes:
@@ -209,21 +259,29 @@ def make_app(
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def authenticated(request: Request) -> bool:
+    def given_key(request: Request) -> str:
         given = request.headers.get("x-api-key") or ""
         auth = request.headers.get("authorization") or ""
         if auth[:7].lower() == "bearer ":
             given = auth[7:].strip()
-        return bool(keys) and bool(given) and key_matches(given, keys)
+        return given
 
     async def post_reports(request: Request) -> Response:
         given_id = request.headers.get("x-request-id", "")
         request_id = given_id if _REQUEST_ID.match(given_id) else f"req-{uuid.uuid4().hex}"
-        if not authenticated(request):
+        given = given_key(request)
+        if not (keys and given and key_matches(given, keys)):
             reason = (
                 "no API key is configured (TRADEWATCH_API_KEYS)"
                 if not keys
                 else "a valid API key is required"
+            )
+            why = "no key is configured" if not keys else "unknown key" if given else "no key given"
+            refusals.refused(
+                key_fingerprint(given),
+                reason=why,
+                client=request.client.host if request.client else None,
+                request_id=request_id,
             )
             return JSONResponse(
                 {"request_id": request_id, "error": reason, "problems": [{"path": "", "message": reason}]},
