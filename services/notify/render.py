@@ -21,8 +21,8 @@ from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from schemas.alert import Alert, MatchedItem, Severity
+from services.cases import cases_of
 from services.money import format_amount
-from services.notify.case import cases_of
 
 TEMPLATES = Path(__file__).parent / "templates"
 FORMATS = ("text", "markdown", "html")
