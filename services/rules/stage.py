@@ -34,6 +34,9 @@ from services.rules.reload import Reloader
 from services.rules.temporal import Pending, settle
 from services.runtime import Consumes, Context, deadletter
 from services.runtime.deadletter import DeadLetter
+from services.sanctions.exceptions import ExceptionsCache
+from services.sanctions.index import ScreeningIndex
+from services.sanctions.matcher import PartyScreen
 from services.sanctions.store import ScreeningCache
 from services.wire import BadMessage, Entry, alert_fields, decode_report
 
@@ -70,6 +73,7 @@ class RulesStage:
         self._alert_streams = {names.report_stream(p): names.alert_stream(p) for p in range(names.partitions)}
         self.ruleset = ruleset
         self.screening = ScreeningCache(ctx.redis, ctx.settings)
+        self.exceptions = ExceptionsCache(ctx.redis, ctx.settings.streams)
         self.log = get_logger(stage=self.name)
         self.reloader: Reloader | None = None
 
@@ -103,12 +107,31 @@ class RulesStage:
     async def busy(self) -> bool:
         return False
 
+    def _say_skipped(
+        self, screening: ScreeningIndex, report: ImportReport, alerts: list[Alert]
+    ) -> list[Alert]:
+        """Every alert of a report says what a screening exception skipped in it (the rule that
+        would have matched the party no longer fires, so its alert cannot say it)."""
+        screen = PartyScreen(screening, report)
+        screen.found()
+        if not screen.skipped:
+            return alerts
+        self.log.info("screening skipped", report_id=report.report_id, skipped=screen.skipped)
+        return [
+            a.model_copy(
+                update={"evidence": [*a.evidence, *(s for s in screen.skipped if s not in a.evidence)]}
+            )
+            for a in alerts
+        ]
+
     async def handle(self, batch: Sequence[Entry], consumes: Consumes) -> None:
         ruleset = self.ruleset  # the set live when the batch began, whatever a reload does
         assert ruleset is not None
         settings = self.ctx.settings
         now = datetime.now(UTC)
         screening = await self.screening.current()  # rebuilt only when a list version changed
+        # Reviewed "not this party" decisions in force (published by the store of record).
+        screening = screening.with_exceptions(await self.exceptions.current(now))
         c = consumes
         alerts_stream = self._alert_streams[c.stream]
         commit = OwnedBatch(c.stream, c.group, settings.consumer)
@@ -143,6 +166,8 @@ class RulesStage:
             except Exception as error:  # a defect must not block the rest of the batch
                 buried.append(DeadLetter(entry, f"rule evaluation failed: {type(error).__name__}: {error}"))
                 continue
+            if screening.exceptions:
+                alerts = self._say_skipped(screening, report, alerts)
             for alert in alerts:
                 commit.add(entry.id, alerts_stream, alert_fields(alert))
             published.append((entry, report.report_id, alerts, seconds))

@@ -13,11 +13,12 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import ahocorasick
 from rapidfuzz import fuzz
 
+from services.sanctions.exceptions import ActiveException
 from services.sanctions.lists import ListedEntry
 from services.sanctions.normalise import compact, core, fold, key_tokens
 from services.textmatch import is_cjk
@@ -104,6 +105,14 @@ class ScreeningIndex:
     version: str = ""
     candidates: int = 25
     _cjk: ahocorasick.Automaton | None = field(default=None, repr=False)
+    exceptions: tuple[ActiveException, ...] = ()
+    """Reviewed "not this party" decisions in force: screening skips what they cover, and says so."""
+
+    def with_exceptions(self, exceptions: tuple[ActiveException, ...]) -> ScreeningIndex:
+        """The same index (shared, not copied) with these exceptions in force."""
+        if exceptions == self.exceptions:
+            return self
+        return replace(self, exceptions=exceptions)
 
     @classmethod
     def build(cls, entries: Iterable[ListedEntry], version: str = "", candidates: int = 25) -> ScreeningIndex:

@@ -139,6 +139,8 @@ class PartyScreen:
     report: ImportReport
     comparisons: int = 0
     _found: list[PartyMatch] | None = field(default=None, repr=False)
+    skipped: list[str] = field(default_factory=list)
+    """What the exceptions in force (``index.exceptions``) made screening skip, in words."""
 
     def names(self) -> Iterator[tuple[PartyRole, str]]:
         if self.report.importer:
@@ -164,8 +166,23 @@ class PartyScreen:
             if self.report.text:  # Chinese and Korean names inside longer runs: by exact key
                 for match in self.index.find_in_text(self.report.text):
                     found.setdefault(("text", match.entry.reference), PartyMatch("text", match))
-            self._found = sorted(found.values(), key=lambda p: (-p.match.score, p.match.entry.reference))
+            kept = sorted(found.values(), key=lambda p: (-p.match.score, p.match.entry.reference))
+            self._found = self._skip_excepted(kept) if self.index.exceptions else kept
         return self._found
+
+    def _skip_excepted(self, found: list[PartyMatch]) -> list[PartyMatch]:
+        kept = []
+        for hit in found:
+            m = hit.match
+            cover = next((e for e in self.index.exceptions if e.covers(m.query, m.entry.reference)), None)
+            if cover is None:
+                kept.append(hit)
+                continue
+            where = {"importer": "importer", "exporter": "exporter", "text": "the name in the text"}[hit.role]
+            line = cover.says(f'{where} "{m.query}"')
+            if line not in self.skipped:
+                self.skipped.append(line)
+        return kept
 
     def matches(self, cond: PartyCondition) -> list[PartyMatch]:
         wanted = frozenset(cond.lists)
@@ -186,6 +203,7 @@ def party_test(cond: PartyCondition) -> Callable[[PartyScreen | None], list[str]
         if screen is None:
             return None
         hits = screen.matches(cond)
-        return [hit.evidence() for hit in hits] if hits else None
+        # What an exception skipped is said beside what still matched.
+        return [*(hit.evidence() for hit in hits), *screen.skipped] if hits else None
 
     return test
