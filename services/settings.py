@@ -318,7 +318,12 @@ class Settings(BaseSettings):
         """The store of record's URL (with its password): the configured one, else the SQLite file."""
         if self.database_url is not None:
             return self.database_url.get_secret_value()
-        return f"sqlite:///{(self.data_dir / 'tradewatch.db').as_posix()}"
+        return f"sqlite:///{self.embedded_database.as_posix()}"
+
+    @property
+    def embedded_database(self) -> Path:
+        """The embedded default's SQLite file (used when no database URL is set)."""
+        return self.data_dir / "tradewatch.db"
 
     @property
     def embedded_store(self) -> bool:

@@ -123,6 +123,44 @@ def run(settings: Settings, work: Callable[[Store], Awaitable[T]], *, ready: boo
         )
 
 
+def note(
+    settings: Settings,
+    actor: str,
+    action: str,
+    object_type: str,
+    object_id: str,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> str | None:
+    """Append what another command did (a silence added or ended) to the audit trail; the reason
+    it could not be recorded, or None. The command's own effect stands either way. In the
+    embedded default before the store of record exists (no records stage ever ran), there is no
+    trail to write to, and nothing is said."""
+    from services.store import Store, StoreUnavailable, audit, migrate
+    from services.store.engine import describe
+
+    if settings.embedded_store and not settings.embedded_database.exists():
+        return None
+
+    async def go() -> None:
+        store = Store.from_settings(settings)
+        try:
+            if settings.embedded_store:
+                await migrate.upgrade(store)
+            elif missing := await migrate.pending(store):
+                raise StoreUnavailable(f"the database lacks migrations {', '.join(missing)}")
+            async with store.writing() as session:
+                await audit.append(session, actor, action, object_type, object_id, before, after)
+        finally:
+            await store.dispose()
+
+    try:
+        asyncio.run(go())
+    except Exception as error:
+        return describe(error)
+    return None
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 

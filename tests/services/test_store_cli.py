@@ -40,7 +40,9 @@ class Cli:
 
     def __call__(self, *args: str, code: int = 0, stdin: str | None = None) -> Result:
         result = self.runner.invoke(app, list(args), env=self.env, input=stdin)
-        assert result.exit_code == code, f"{args}: exit {result.exit_code}\n{result.output}\n{result.exception!r}"
+        assert result.exit_code == code, (
+            f"{args}: exit {result.exit_code}\n{result.output}\n{result.exception!r}"
+        )
         return result
 
 
@@ -49,7 +51,9 @@ def seed(url: str) -> None:
         store = Store(url)
         try:
             async with store.writing() as session:
-                await record_alerts(session, [a for g in sample_alerts().values() for a in g], DEFAULT_CASE_DUE)
+                await record_alerts(
+                    session, [a for g in sample_alerts().values() for a in g], DEFAULT_CASE_DUE
+                )
         finally:
             await store.dispose()
 
@@ -63,13 +67,44 @@ def test_the_embedded_default_migrates_by_itself_and_shows_the_first_admin_passw
     first = cli("users", "list", "--as", "admin")
     shown = re.search(r"made the admin 'admin' with the one-time password (\S+)", first.stderr)
     assert shown is not None
-    assert first.stdout.startswith("admin ") and "one-time password" in first.stdout
+    assert first.stdout.startswith("admin ")
+    assert "one-time password" in first.stdout
     assert (tmp_path / "data" / "tradewatch.db").exists()
     again = cli("users", "list", "--as", "admin")
     assert "one-time password" not in again.stderr  # shown once
     status = cli("db", "status")
     assert "migration: 0001" in status.stdout
     assert "tradewatch.db" in status.stdout
+
+
+def test_silences_are_in_the_audit_trail(settings: Settings, tmp_path: Path) -> None:
+    cli = Cli(base_env(settings, tmp_path))
+    silence_add = (
+        "silence",
+        "add",
+        "--match",
+        "severity=low",
+        "--for",
+        "1h",
+        "--by",
+        "kim",
+        "--reason",
+        "drill",
+    )
+    # Before the store of record exists (no records stage ever ran here) a silence only says its id.
+    first = cli(*silence_add)
+    assert first.output.strip() == first.stdout.strip()
+    assert not (tmp_path / "data" / "tradewatch.db").exists()
+    cli("users", "add", "rita", "--role", "reviewer", "--as", "admin", "--no-password")
+    silence_id = cli(*silence_add).stdout.strip()
+    cli("silence", "expire", silence_id, "--by", "lee")
+    entries = [json.loads(line) for line in cli("audit", "export", "--as", "rita").stdout.splitlines()]
+    added, expired = [e for e in entries if e["object_type"] == "silence"]
+    assert (added["actor"], added["action"], added["object_id"]) == ("kim", "silence.added", silence_id)
+    assert added["after"]["matchers"] == {"severity": "low"}
+    assert added["after"]["reason"] == "drill"
+    assert (expired["actor"], expired["action"]) == ("lee", "silence.expired")
+    assert expired["before"]["until"] > expired["after"]["until"]
 
 
 def test_cases_from_the_command_line(settings: Settings, tmp_path: Path, database_url: str) -> None:
@@ -87,7 +122,10 @@ def test_cases_from_the_command_line(settings: Settings, tmp_path: Path, databas
         added = cli("users", "add", name, "--role", role, "--as", "admin", "--password-file", str(secret))
         assert added.stdout.strip() == f"user {name} added as {role}"
     no_role = cli("users", "add", "eve", "--role", "analyst", "--as", "alice", "--no-password", code=1)
-    assert no_role.stderr.strip() == "tradewatch: alice is an analyst: adding a user needs the admin role or above"
+    assert (
+        no_role.stderr.strip()
+        == "tradewatch: alice is an analyst: adding a user needs the admin role or above"
+    )
     seed(database_url)
 
     listed = json.loads(cli("cases", "list", "--as", "vera", "--json").stdout)
@@ -96,7 +134,15 @@ def test_cases_from_the_command_line(settings: Settings, tmp_path: Path, databas
     cid = str(case["id"])
     assert (case["severity"], case["state"], case["assignee"]) == ("critical", "open", None)
     table = cli("cases", "list", "--as", "vera", "--severity", "critical", "--state", "open").stdout
-    assert table.splitlines()[0].split() == ["id", "severity", "state", "due", "assignee", "report", "headline"]
+    assert table.splitlines()[0].split() == [
+        "id",
+        "severity",
+        "state",
+        "due",
+        "assignee",
+        "report",
+        "headline",
+    ]
     assert len(table.splitlines()) == 1 + sum(1 for c in listed if c["severity"] == "critical")
     assert cli("cases", "list", "--as", "vera", "--state", "shut", code=1).stderr.startswith(
         "tradewatch: 'shut' is not a case state"
@@ -110,8 +156,13 @@ def test_cases_from_the_command_line(settings: Settings, tmp_path: Path, databas
     assert no_outcome.stderr.strip() == (
         "tradewatch: a case is closed with an outcome: violation, false_positive, not_relevant, escalated, reported"
     )
-    closed = cli("cases", "close", cid, "--outcome", "false_positive", "--reason", "a repair yard", "--as", "alice")
-    assert closed.stdout.splitlines()[0] == f"case {cid} closed: closed, awaiting approval (false positive), assigned to alice"
+    closed = cli(
+        "cases", "close", cid, "--outcome", "false_positive", "--reason", "a repair yard", "--as", "alice"
+    )
+    assert (
+        closed.stdout.splitlines()[0]
+        == f"case {cid} closed: closed, awaiting approval (false positive), assigned to alice"
+    )
     own = cli("cases", "approve", cid, "--as", "alice", code=1)
     assert "approving a close needs the reviewer role" in own.stderr
     cli("cases", "approve", cid, "--as", "rita", "--note", "registry checked")
@@ -138,7 +189,8 @@ def test_cases_from_the_command_line(settings: Settings, tmp_path: Path, databas
     ):
         assert expected in shown, expected
     detail = json.loads(cli("cases", "show", cid, "--as", "vera", "--json").stdout)
-    assert detail["state"] == "closed" and detail["case"]["report_id"] == SHIPYARD
+    assert detail["state"] == "closed"
+    assert detail["case"]["report_id"] == SHIPYARD
     reopened = cli("cases", "reopen", cid, "--as", "alice", "--reason", "the panel named the yard")
     assert reopened.stdout.strip() == f"case {cid} reopened: in review, assigned to alice"
 
@@ -147,17 +199,26 @@ def test_cases_from_the_command_line(settings: Settings, tmp_path: Path, databas
                "a different yard", "--until", "180d", "--case", cid, "--as", "rita").stdout  # fmt: skip
     assert kept.startswith("screening exception 1: 'Rason Repair Yard Co.' is not KPe.001, until ")
     assert "published: 1 exceptions in force" in kept
-    assert "is not KPe.001: a different yard (rita, case" in cli("screening", "exceptions", "--as", "vera").stdout
+    assert (
+        "is not KPe.001: a different yard (rita, case"
+        in cli("screening", "exceptions", "--as", "vera").stdout
+    )
 
     # The trail: intact, exported, and a change made behind its back is named.
     assert cli("audit", "verify").stdout.startswith("the audit chain is intact: ")
     out = tmp_path / "audit.csv"
     cli("audit", "export", "--as", "rita", "--format", "csv", "--out", str(out))
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
-    assert rows[0]["action"] == "user.added" and rows[-1]["actor"] == "rita"
-    lines = cli("audit", "export", "--as", "rita", "--since", "2000-01-01", "--until", "2999-12-31").stdout.splitlines()
+    assert rows[0]["action"] == "user.added"
+    assert rows[-1]["actor"] == "rita"
+    lines = cli(
+        "audit", "export", "--as", "rita", "--since", "2000-01-01", "--until", "2999-12-31"
+    ).stdout.splitlines()
     assert [json.loads(line)["seq"] for line in lines] == list(range(1, len(lines) + 1))
-    assert "exporting the audit trail needs the reviewer role" in cli("audit", "export", "--as", "alice", code=1).stderr
+    assert (
+        "exporting the audit trail needs the reviewer role"
+        in cli("audit", "export", "--as", "alice", code=1).stderr
+    )
     tamper(database_url, seq=5)
     broken = cli("audit", "verify", code=1)
     assert broken.stdout.startswith("the audit chain is broken at entry 5: entry 5 (")
@@ -178,7 +239,9 @@ def tamper(url: str, seq: int) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
-def test_an_export_to_stdout_is_the_file_a_regulator_gets(settings: Settings, tmp_path: Path, fmt: str) -> None:
+def test_an_export_to_stdout_is_the_file_a_regulator_gets(
+    settings: Settings, tmp_path: Path, fmt: str
+) -> None:
     cli = Cli(base_env(settings, tmp_path))
     cli("users", "add", "rita", "--role", "reviewer", "--as", "admin", "--no-password")
     body = cli("audit", "export", "--as", "rita", "--format", fmt).stdout
