@@ -15,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import re
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
@@ -638,13 +639,17 @@ def audit_export(
     end = parse_when(until, end=True) if until else None
 
     async def work(store: Store) -> int:
-        lines: AsyncIterator[str] = trail.export(store, actor, start, end, fmt)
         count = 0
         with contextlib.ExitStack() as stack:
             target = stack.enter_context(out.open("w", encoding="utf-8", newline="")) if out else sys.stdout
-            async for line in lines:
-                target.write(line)
-                count += 1
+            async with contextlib.aclosing(trail.export(store, actor, start, end, fmt)) as lines:
+                try:
+                    async for line in lines:
+                        target.write(line)
+                        count += 1
+                    target.flush()
+                except BrokenPipeError:  # the reader went away (`| head`): stop, quietly
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return count
 
     count = run(settings, work)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,9 +25,9 @@ async def verify(store: Store) -> audit.Verification:
 
 async def export(
     store: Store, actor: str, since: datetime | None, until: datetime | None, fmt: str
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[str, None]:
     """The entries of a period as JSON Lines or CSV, a line at a time. The export itself is
-    recorded in the trail (who, which period, how many entries) once it has been read through."""
+    recorded in the trail: who, which period, how many entries, and whether it was read through."""
     if fmt not in FORMATS:
         raise ValueError(f"format {fmt!r}: jsonl or csv")
     period = {"since": since, "until": until, "format": fmt}
@@ -39,14 +39,21 @@ async def export(
         store, actor, "exporting the audit trail", "audit", "*", allowed, need=Role.REVIEWER
     )
     count = 0
-    if fmt == "csv":
-        yield audit.csv_header()
-    async with store.reading() as session:
-        async for row in audit.export_rows(session, since, until):
-            count += 1
-            yield audit.as_csv_line(row) if fmt == "csv" else next(iter(audit.as_jsonl([row])))
-    async with store.writing() as session:
-        await audit.append(session, name, "audit.exported", "audit", "*", after={**period, "entries": count})
+    complete = False
+    try:
+        if fmt == "csv":
+            yield audit.csv_header()
+        async with store.reading() as session:
+            async for row in audit.export_rows(session, since, until):
+                count += 1
+                yield audit.as_csv_line(row) if fmt == "csv" else next(iter(audit.as_jsonl([row])))
+        complete = True
+    finally:
+        # Recorded however it ended: the entries that left the store are accounted for, and an
+        # export cut short (a closed pipe, an error) says so.
+        async with store.writing() as session:
+            after = {**period, "entries": count, "complete": complete}
+            await audit.append(session, name, "audit.exported", "audit", "*", after=after)
 
 
 @dataclass(frozen=True)

@@ -206,3 +206,17 @@ async def test_a_closed_case_is_kept_for_its_retention(store: Store) -> None:
     assert (await trail.purge(store, admin, 86_400.0)).cases == 0
     assert (await trail.purge(store, admin, 86_400.0, now=datetime.now(UTC) + timedelta(days=2))).cases == 1
     assert await work.list(admin) == []
+
+
+async def test_an_export_cut_short_is_recorded_as_such(store: Store) -> None:
+    import contextlib
+
+    admin, _ = await users.bootstrap_admin(store) or ("", "")
+    await _append(store, 3)
+    async with contextlib.aclosing(trail.export(store, admin, None, None, "jsonl")) as lines:
+        async for _ in lines:
+            break  # the reader went away after the first line
+    async with store.reading() as session:
+        last = [audit.row(e) async for e in audit.entries(session)][-1]
+    assert last["action"] == "audit.exported"
+    assert (last["after"]["entries"], last["after"]["complete"]) == (1, False)
