@@ -103,9 +103,13 @@ def _prepare_store(settings: Any) -> None:
             await store.dispose()
 
     try:
-        casework_commands.announce_admin(asyncio.run(go()))
+        casework_commands.announce_admin(asyncio.run(go()), settings)
     except Exception as error:
-        typer.echo(f"tradewatch: the store of record is not ready: {describe(error)}", err=True)
+        from services.logging import get_logger
+
+        get_logger(component="store").error(
+            "store of record not ready: the records stage waits for it", error=describe(error)
+        )
 
 
 @app.command()

@@ -85,14 +85,29 @@ async def prepare(store: Store, settings: Settings) -> tuple[str, str] | None:
     return None
 
 
-def announce_admin(created: tuple[str, str] | None) -> None:
+def announce_admin(created: tuple[str, str] | None, settings: Settings) -> None:
+    """Show the first admin's one-time password, once: a sentence on a terminal, one JSON line
+    (as every line on stderr is then) otherwise; at any log level, as it is never shown again."""
     if created is None:
         return
     name, password = created
+    change = f"tradewatch users password {name} --as {name}"
+    fmt = settings.log_format
+    if fmt == "json" or (fmt == "auto" and not sys.stderr.isatty()):
+        line = {
+            "event": f"the store of record had no user: made the admin {name!r} with a one-time password, shown this once",
+            "user": name,
+            "one_time_password": password,
+            "set_another_with": change,
+            "component": "store",
+            "level": "warning",
+            "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        }
+        typer.echo(json.dumps(line), err=True)
+        return
     typer.echo(
         f"tradewatch: the store of record had no user: made the admin {name!r} with the one-time "
-        f"password {password}\n  It is shown this once. Set another with "
-        f"`tradewatch users password {name} --as {name}`.",
+        f"password {password}\n  It is shown this once. Set another with `{change}`.",
         err=True,
     )
 
@@ -107,7 +122,7 @@ def run(settings: Settings, work: Callable[[Store], Awaitable[T]], *, ready: boo
         store = Store.from_settings(settings)
         try:
             if ready:
-                announce_admin(await prepare(store, settings))
+                announce_admin(await prepare(store, settings), settings)
             return await work(store)
         finally:
             await store.dispose()
@@ -221,7 +236,7 @@ def db_upgrade() -> None:
             typer.echo(f"{store.shown}: up to date at {after}")
         else:
             typer.echo(f"{store.shown}: migrated from {before or 'an empty database'} to {after}")
-        announce_admin(await users.bootstrap_admin(store))
+        announce_admin(await users.bootstrap_admin(store), settings)
 
     run(settings, work, ready=False)
 
