@@ -18,7 +18,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, select, text
 from sqlalchemy.engine import URL, make_url
@@ -27,6 +27,10 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from services.redact import redact, register_secret
+from services.store.models import AuditHead
+
+if TYPE_CHECKING:
+    from services.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
 """How long a writer waits for the SQLite file's write lock before it gives up."""
@@ -75,10 +79,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # The driver's own transaction handling is turned off: ours begins IMMEDIATE (below).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+    cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=FULL")
+    # WAL is kept in the file: only the first connections to a new file switch it, and a switch
+    # refused while another of them holds a lock (SQLite does not wait for it) is left to the
+    # next connection; until then this one works in the rollback journal, as correctly.
+    cursor.execute("PRAGMA journal_mode")
+    if str(cursor.fetchone()[0]).lower() != "wal":
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        except Exception as error:
+            if "locked" not in str(error):
+                raise
     cursor.close()
 
 
@@ -126,7 +139,7 @@ class Store:
         self.read_sessions = async_sessionmaker(self._reader, expire_on_commit=False)
 
     @classmethod
-    def from_settings(cls, settings: Any) -> Store:
+    def from_settings(cls, settings: Settings) -> Store:
         return cls(settings.store_url())
 
     def __repr__(self) -> str:
@@ -140,8 +153,6 @@ class Store:
     async def writing(self) -> AsyncIterator[AsyncSession]:
         """A writing transaction with the chain's head locked first (see :mod:`services.store.audit`),
         committed when the block ends, rolled back when it raises."""
-        from services.store.models import AuditHead
-
         async with self.sessions() as session, session.begin():
             # SQLite: the IMMEDIATE begin already holds the lock; the FOR UPDATE is left out.
             await session.execute(select(AuditHead.id).where(AuditHead.id == 1).with_for_update())
