@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import overload
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -55,6 +56,17 @@ async def _known(session: AsyncSession, alert_ids: Sequence[str]) -> set[str]:
     return known
 
 
+@overload
+def _aware(when: datetime) -> datetime: ...
+@overload
+def _aware(when: None) -> None: ...
+def _aware(when: datetime | None) -> datetime | None:
+    """A time as the store keeps it: an alert's time without a zone is taken as UTC."""
+    if when is None or when.tzinfo is not None:
+        return when
+    return when.replace(tzinfo=UTC)
+
+
 def _finding(case_id: int, alert: Alert, now: datetime, after_close: bool) -> Finding:
     return Finding(
         case_id=case_id,
@@ -63,7 +75,7 @@ def _finding(case_id: int, alert: Alert, now: datetime, after_close: bool) -> Fi
         rule_version=alert.rule_version,
         severity=alert.severity.value,
         title=alert.title,
-        created_at=alert.created_at if alert.created_at.tzinfo else alert.created_at.replace(tzinfo=UTC),
+        created_at=_aware(alert.created_at),
         recorded_at=now,
         after_close=after_close,
         alert=alert.model_dump_json(exclude_none=True),
@@ -149,8 +161,7 @@ async def _open(
         destination_country=first.destination_country,
         importer=first.importer,
         exporter=first.exporter,
-        reported_at=first.reported_at if first.reported_at is None or first.reported_at.tzinfo
-        else first.reported_at.replace(tzinfo=UTC),
+        reported_at=_aware(first.reported_at),
         url=first.url,
         opened_at=now,
         due_at=now + timedelta(seconds=due[severity]),

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select
 
-from services.casework.access import acting, authorize
+from services.casework.access import acting
 from services.casework.access import reading as as_reader
 from services.store import Store, audit
 from services.store.models import Case, CaseState, Role
@@ -83,4 +83,4 @@ async def purge(store: Store, actor: str, retention: float, now: datetime | None
     return await acting(store, actor, Role.ADMIN, "purging past retention", "audit", "*", work)
 
 
-__all__ = ["FORMATS", "Purged", "authorize", "export", "purge", "verify"]
+__all__ = ["FORMATS", "Purged", "export", "purge", "verify"]

@@ -20,7 +20,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.casework.access import AccessRefused, Refused, acting, authorize, find_user, reading
+from services.casework.access import AccessRefused, Refused, acting, find_user, reading
 from services.store import Store, audit
 from services.store.models import Role, User
 
@@ -244,17 +244,10 @@ async def login(store: Store, name: str, password: str) -> UserView:
     raise refused
 
 
-async def user_role(store: Store, name: str) -> Role | None:
-    async with store.reading() as session:
-        user = await find_user(session, name)
-        return Role(user.role) if user is not None and not user.disabled else None
-
-
 __all__ = [
     "AccessRefused",
     "UserView",
     "add_user",
-    "authorize",
     "bootstrap_admin",
     "disable_user",
     "list_users",

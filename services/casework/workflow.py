@@ -29,7 +29,7 @@ from sqlalchemy.orm import aliased
 
 from schemas.alert import Alert, Severity
 from services import cases as caseview
-from services.casework.access import Refused, acting, authorize, find_user, reading
+from services.casework.access import Refused, acting, find_user, reading
 from services.settings import DEFAULT_CASE_DUE, Settings
 from services.store import Store, audit
 from services.store.models import (
@@ -258,10 +258,6 @@ def _state_of(case: Case) -> dict[str, Any]:
         "due_at": case.due_at,
         "outcome": case.outcome,
     }
-
-
-def severity_rank(value: str) -> int:
-    return Severity(value).rank
 
 
 class Casework:
@@ -565,7 +561,6 @@ __all__ = [
     "CaseFilter",
     "CaseSummary",
     "Casework",
-    "authorize",
     "parse_outcome",
     "parse_severity",
     "parse_state",

@@ -123,15 +123,11 @@ class Verification:
         return f"the audit chain is broken at entry {self.broken}: {self.problem}"
 
 
-async def entries(
-    session: AsyncSession, after_seq: int = 0, upto: int | None = None
-) -> AsyncIterator[AuditEntry]:
+async def entries(session: AsyncSession, after_seq: int = 0) -> AsyncIterator[AuditEntry]:
     """Entries in chain order, a page at a time."""
     last = after_seq
     while True:
         query = select(AuditEntry).where(AuditEntry.seq > last).order_by(AuditEntry.seq).limit(PAGE)
-        if upto is not None:
-            query = query.where(AuditEntry.seq <= upto)
         page = (await session.scalars(query)).all()
         for entry in page:
             yield entry

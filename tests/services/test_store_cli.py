@@ -78,6 +78,23 @@ def test_the_embedded_default_migrates_by_itself_and_shows_the_first_admin_passw
     assert "tradewatch.db" in status.stdout
 
 
+def test_users_added_with_a_prompted_password_and_disabled(settings: Settings, tmp_path: Path) -> None:
+    cli = Cli(base_env(settings, tmp_path))
+    cli("users", "list", "--as", "admin")
+    added = cli("users", "add", "lena", "--role", "analyst", "--as", "admin",
+                stdin="a long enough secret\na long enough secret\n")  # fmt: skip
+    assert added.stdout.strip().endswith("user lena added as analyst")
+    short = cli("users", "add", "lea", "--role", "analyst", "--as", "admin", stdin="short\nshort\n", code=1)
+    assert short.stderr.strip() == "tradewatch: a password needs at least 12 characters"
+    assert cli("users", "disable", "lena", "--as", "admin").stdout.strip() == "user lena disabled"
+    listed = json.loads(cli("users", "list", "--as", "admin", "--json").stdout)
+    assert [(u["name"], u["disabled"], u["has_password"]) for u in listed] == [
+        ("admin", False, True), ("lena", True, True),
+    ]  # fmt: skip
+    refused = cli("cases", "list", "--as", "lena", code=1)
+    assert refused.stderr.strip() == "tradewatch: lena is disabled and may not act"
+
+
 def test_silences_are_in_the_audit_trail(settings: Settings, tmp_path: Path) -> None:
     cli = Cli(base_env(settings, tmp_path))
     silence_add = (
