@@ -3,7 +3,7 @@
 Passwords are hashed with argon2id (argon2-cffi's defaults) and never written anywhere else: not
 in the audit trail, not in a log line. The first admin is made when a store has no user yet
 (the first start of the embedded default, or ``tradewatch db upgrade``), with a one-time password
-shown once; the console asks for a new one at the first login.
+shown once and marked to be changed at the first login (for the console to ask for a new one).
 """
 
 from __future__ import annotations

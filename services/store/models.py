@@ -126,7 +126,7 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))
     password_hash: Mapped[str | None] = mapped_column(String(255))
     password_must_change: Mapped[bool] = mapped_column(Boolean, default=False)
-    """A one-time password: the console asks for a new one at the first login."""
+    """A one-time password: to be changed at the first login (the console asks for a new one)."""
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_by: Mapped[str] = mapped_column(String(64))
