@@ -37,6 +37,19 @@ class MatchedItem(StrictModel):
     evidence: list[str] = Field(
         default_factory=list, description="the conditions that held, in words a person can check"
     )
+    # --- Goods found in text: where the report's own words name the item (added in branch text).
+    quote: str | None = Field(
+        default=None,
+        description="the sentence of the report's text that named the item, as written (clipped "
+        "around the item when long); set for goods found in text, where the report had no items "
+        "(then index is the position among the goods found) or an article's items",
+    )
+    marks: list[tuple[int, int]] = Field(
+        default_factory=list,
+        description="[start, end) character offsets in quote of the words that named the item and "
+        "of the markers that qualify it (second-hand, disassembled...), to show them marked",
+    )
+    # --- end of the goods-found-in-text fields.
 
 
 class Alert(StrictModel):

@@ -69,6 +69,9 @@ PARAGRAPH_MARKERS = frozenset({"exemption"})
 LIST_MARKERS = frozenset({"shipyard"})
 """Markers that hold for the items listed right beside them."""
 
+DESCRIPTION_MAX_CHARS = 2_000
+"""The longest description a report item takes (``schemas.report.ReportItem``)."""
+
 QUOTE_MAX_CHARS = 400
 """A sentence longer than this is quoted around the words that named the good."""
 
@@ -378,6 +381,8 @@ class Extractor:
                 entry["unit_price"], entry["currency"] = round(price.low_base, 4), self.rates.base
             elif price.currency in (self.rates.rates if self.rates else {}) or self.rates is None:
                 entry["unit_price"], entry["currency"] = price.low, price.currency
+        if len(entry["description"]) > DESCRIPTION_MAX_CHARS:  # a good named in very many ways
+            entry["description"] = entry["description"][: DESCRIPTION_MAX_CHARS - 1] + "…"
         return entry
 
     def report(

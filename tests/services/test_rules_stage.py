@@ -13,6 +13,7 @@ from services.rules import engine
 from services.rules.stage import RulesStage
 from services.settings import Settings
 from tests.fixtures.news_facts import EXPECTED_RULES, NEWS_REPORT
+from tests.fixtures.readme_example import readme_http_example
 from tests.pipeline import run_burst
 
 
@@ -100,3 +101,20 @@ async def test_a_defect_building_a_fired_alert_dead_letters_only_its_report(
     assert {a.rule_id for a in alerts} >= EXPECTED_RULES
     groups = {g["name"].decode(): g for g in raw_redis.xinfo_groups(names.reports)}
     assert groups["rules"]["pending"] == 0
+
+
+async def test_a_report_with_only_text_fires_on_the_goods_it_names(
+    settings: Settings, raw_redis: redis.Redis
+) -> None:
+    # The README's HTTP example, as any producer would XADD it: text, no items.
+    names = settings.streams
+    raw_redis.xadd(names.reports, {"report": json.dumps(readme_http_example())})
+
+    await run_burst(settings, lambda c: [RulesStage(c)])
+
+    alerts = [Alert.model_validate_json(f[b"alert"]) for _, f in raw_redis.xrange(names.alerts)]
+    machinery = next(a for a in alerts if a.report_id == "p-1" and a.rule_id == "unscr2397-machinery")
+    assert machinery.severity == "critical"  # second-hand machinery
+    [lathes] = machinery.matched_items
+    assert (lathes.description, lathes.hs_code) == ("lathes (used)", "8458")
+    assert (lathes.quote, lathes.marks) == ("used lathes", [(0, 4), (5, 11)])
