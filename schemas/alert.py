@@ -81,6 +81,13 @@ class Alert(StrictModel):
         ge=0,
         description="seconds: another alert with the same dedup_key within it is not sent (0: no window)",
     )
+    # --- Goods the catalog does not recognise (added in branch text).
+    unrecognised: list[str] = Field(
+        default_factory=list,
+        description="descriptions of the report's items the catalog could not classify (no HS code "
+        "given, no catalog term in the words): named so a person can look at them",
+    )
+    # --- end of the unrecognised-goods fields.
 
 
 def alert_id_for(report_id: str, rule_id: str, rule_version: str) -> str:

@@ -109,6 +109,7 @@ def _print_tables(snap: Snapshot) -> None:
     dead = ", ".join(f"{stage}: {count}" for stage, count in snap.dead_letters.items())
     console.print(f"dead letters: {dead}")
     console.print(f"rule set version: {snap.ruleset_version or '-'}")
+    console.print(f"items the catalog did not recognise: {snap.unrecognised_items}")
     console.print(f"last alert: {snap.last_alert_at or '-'}; last delivery: {snap.last_delivery_at or '-'}")
 
 

@@ -84,6 +84,8 @@ class Snapshot:
     ruleset_version: str | None
     last_alert_at: str | None
     last_delivery_at: str | None
+    unrecognised_items: int = 0
+    """Report items the catalog could not classify, counted by the rules stage since the start."""
 
     @property
     def stalled(self) -> list[GroupInfo]:
@@ -205,6 +207,7 @@ async def snapshot(redis: aredis.Redis, settings: Settings, *, with_workers: boo
     inputs = [*names.all_reports, *names.all_alerts]
     groups = [g for s in inputs for g in await _groups(redis, s, settings, now)]
     version = await redis.get(names.key("ruleset", "version"))
+    unrecognised = await redis.get(names.key("rules", "unrecognised-items"))  # the rules stage's count
     return Snapshot(
         namespace=settings.namespace,
         at=iso(now) or "",
@@ -215,4 +218,5 @@ async def snapshot(redis: aredis.Redis, settings: Settings, *, with_workers: boo
         ruleset_version=as_text(version) if version is not None else None,
         last_alert_at=last_at("alerts"),
         last_delivery_at=last_at("deliveries"),
+        unrecognised_items=int(unrecognised or 0),
     )

@@ -8,7 +8,8 @@ leaves evidence in words, so an alert can always say why it fired.
 A report with text and no items (an outside producer's ``XADD``, an HTTP post, a JSON Lines row)
 has its goods found in its text by the extractor ingest reads articles with
 (``services.goods.extract``), with the crossing and countries the text names where the report
-gives none; each good keeps the sentence that named it, which its alert quotes.
+gives none; each good keeps the sentence that named it, which its alert quotes. Items the catalog
+cannot classify are named in every alert of their report (``unrecognised``).
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ class ItemFacts:
     marks: tuple[tuple[int, int], ...] = ()
     """Spans in ``quote`` of the words that named it and the markers that qualify it."""
 
+    @property
+    def unrecognised(self) -> bool:
+        """The catalog could not classify it: no HS code given, no catalog term in its words."""
+        return self.cls.hs_code is None and not self.cls.item_ids
+
 
 @dataclass(frozen=True, slots=True)
 class ReportFacts:
@@ -60,6 +66,8 @@ class ReportFacts:
     crossing_name: str | None = None
     """The crossing under its catalog name (丹东 -> Dandong-Sinuiju), else as written."""
     parties: PartyScreen | None = None
+    unrecognised: tuple[str, ...] = ()
+    """Descriptions of the items the catalog could not classify."""
     text: TextQuotes | None = None
     """The goods the report's text names, for quoting items the report listed itself."""
 
@@ -460,6 +468,9 @@ class RuleSet:
                     seen.clear()
                 seen[key] = known
             items.append(ItemFacts(index, item, *known, *(quotes[index] if quotes else ())))
+        unrecognised = tuple(
+            dict.fromkeys(i.item.description for i in items if i.item.description and i.unrecognised)
+        )
         return ReportFacts(
             report=report,
             items=tuple(items),
@@ -467,6 +478,7 @@ class RuleSet:
             crossing=normalise(report.crossing or ""),
             crossing_name=self.catalog.crossing_name(report.crossing),
             parties=PartyScreen(screening, report) if screening is not None else None,
+            unrecognised=unrecognised,
             text=text_quotes,
         )
 
@@ -632,7 +644,7 @@ def examine(
     use_index: bool = True,
 ) -> tuple[ReportFacts, list[Verdict]]:
     """``explain``, with the facts the verdicts were reached on (the goods found in the text of a
-    report without items)."""
+    report without items, the items the catalog could not classify)."""
     facts = ruleset.facts(report, screening)
     verdicts = []
     for compiled in ruleset.candidates(facts) if use_index else ruleset.rules:
@@ -735,6 +747,7 @@ def _alert(
         dedup_key=_key(rule.id, rule.dedup, facts, matched),
         group_key=_key("", rule.group_by, facts, matched),
         realert=rule.realert,
+        unrecognised=list(facts.unrecognised),
     )
 
 

@@ -46,6 +46,7 @@ def test_the_readme_http_example_fires_on_the_goods_its_text_names(ruleset: Rule
     assert item.hs_code == "8458"
     assert item.description == "lathes (used)"
     assert marked(item.quote, item.marks) == "[used] [lathes]"
+    assert machinery.unrecognised == []
 
 
 def test_text_gives_goods_conditions_crossing_and_countries_the_report_lacks(ruleset: RuleSet) -> None:
@@ -108,3 +109,24 @@ def test_the_items_of_a_report_are_quoted_from_its_text_where_it_names_them(rule
     assert marked(lathe.quote, lathe.marks) == "Two [used] [lathes] came via Dandong."
     tractors = by_rule(evaluate(report, ruleset, NOW))["unscr2397-vehicles"].matched_items[0]
     assert tractors.quote is None  # the text does not name them
+
+
+def test_items_the_catalog_does_not_recognise_are_named_in_every_alert(ruleset: RuleSet) -> None:
+    report = ImportReport.model_validate({
+        "report_id": "t-5",
+        "source": "s",
+        "destination_country": "KP",
+        "items": [
+            {"description": "CNC lathes"},
+            {"description": "assorted widgets, model ZX-9"},
+            {"description": "used"},  # a marker and nothing else
+            {"description": "mystery crates", "hs_code": "8479"},  # a declared code is enough
+            {"hs_code": "8458"},
+        ],
+    })  # fmt: skip
+    facts, verdicts = examine(report, ruleset, NOW)
+    assert facts.unrecognised == ("assorted widgets, model ZX-9", "used")
+    alerts = [v.alert for v in verdicts if v.alert is not None]
+    assert alerts
+    assert all(a.unrecognised == ["assorted widgets, model ZX-9", "used"] for a in alerts)
+    assert Alert.model_validate_json(alerts[0].model_dump_json()) == alerts[0]
