@@ -267,6 +267,8 @@ class Extractor:
             words = paragraph[origin[mention.start] : origin[mention.end - 1] + 1].strip()
             sentence = _sentence_at(said, origin[mention.start])
             if mention.kind == "marker":
+                if mention.key not in MARKER_TITLES:
+                    continue  # a word for parts: it says which code a description takes, no more
                 if words.casefold() == "used" and _verb_used(norm, mention.start, mention.end):
                     continue
                 sentence.markers.append((mention.key, words, mention.start, mention.end))
