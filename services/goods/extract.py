@@ -134,6 +134,8 @@ def _verb_used(norm: str, start: int, end: int) -> bool:
 
 def aligned(text: str) -> tuple[str, list[int]]:
     """``normalise(text)`` with, for each of its characters, the index it came from in ``text``."""
+    if text.isascii():  # NFKC changes no ASCII character and case-folding is lower(): runs only
+        return _aligned_ascii(text)
     out: list[str] = []
     origin: list[int] = []
     for index, char in enumerate(text):
@@ -146,6 +148,24 @@ def aligned(text: str) -> tuple[str, list[int]]:
             out.append(piece)
             origin.append(index)
     return "".join(out), origin
+
+
+def _aligned_ascii(text: str) -> tuple[str, list[int]]:
+    """``aligned`` of ASCII text: each run of separators becomes one space where it begins."""
+    lowered = text.lower()
+    parts: list[str] = []
+    origin: list[int] = []
+    at = 0
+    for run in _SEPARATOR.finditer(lowered):
+        start, end = run.span()
+        parts.append(lowered[at:start])
+        origin.extend(range(at, start))
+        parts.append(" ")
+        origin.append(start)
+        at = end
+    parts.append(lowered[at:])
+    origin.extend(range(at, len(text)))
+    return "".join(parts), origin
 
 
 def sentences(paragraph: str) -> list[tuple[int, int]]:

@@ -8,7 +8,8 @@ leaves evidence in words, so an alert can always say why it fired.
 A report with text and no items (an outside producer's ``XADD``, an HTTP post, a JSON Lines row)
 has its goods found in its text by the extractor ingest reads articles with
 (``services.goods.extract``), with the crossing and countries the text names where the report
-gives none; each good keeps the sentence that named it, which its alert quotes. Items the catalog
+gives none; each good keeps the sentence that named it, which its alert quotes (as do the
+items ingest found in an article, whose text the report carries). Items the catalog
 cannot classify are named in every alert of their report (``unrecognised``).
 """
 
@@ -27,7 +28,7 @@ from schemas.alert import Alert, Severity, alert_id_for
 from schemas.report import MAX_ITEMS, ImportReport, ReportItem
 from schemas.rules import Amount, Count, Exception_, ItemCondition, ReportCondition, Rule
 from services.goods.catalog import Catalog, Classification
-from services.goods.extract import Extraction, Extractor
+from services.goods.extract import SUMMARY_PREFIX, Extraction, Extractor
 from services.money import Rates
 from services.rules.index import Anchor, RuleIndex, word_key
 from services.rules.temporal import Pending, frequency_pending, new_term_pending
@@ -69,7 +70,7 @@ class ReportFacts:
     unrecognised: tuple[str, ...] = ()
     """Descriptions of the items the catalog could not classify."""
     text: TextQuotes | None = None
-    """The goods the report's text names, for quoting items the report listed itself."""
+    """The goods an article's text names, for quoting the items ingest found in it."""
 
     def quote(self, item: ItemFacts) -> tuple[str | None, tuple[tuple[int, int], ...]]:
         """Where the report's text names an item: its own quote, or the text's for its good."""
@@ -451,7 +452,9 @@ class RuleSet:
         text_quotes = None
         if not report.items and report.text and self.extractor is not None:
             report, quotes = self._from_text(report, self.extractor)
-        elif report.text and self.extractor is not None:
+        elif report.text and report.text.startswith(SUMMARY_PREFIX) and self.extractor is not None:
+            # An article ingest read: its items were found in this text, which quotes them. Other
+            # reports' items come from their own lines, whatever their text says.
             text_quotes = TextQuotes(self.extractor, report.text)
         items = []
         seen = self._seen_items

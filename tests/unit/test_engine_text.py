@@ -96,19 +96,26 @@ def test_a_text_without_goods_yields_no_items_and_fires_nothing(ruleset: RuleSet
     assert [v for v in verdicts if v.alert is not None] == []
 
 
-def test_the_items_of_a_report_are_quoted_from_its_text_where_it_names_them(ruleset: RuleSet) -> None:
-    report = ImportReport.model_validate({
+def test_the_items_ingest_found_in_an_article_are_quoted_from_it(ruleset: RuleSet) -> None:
+    assert ruleset.extractor is not None
+    article = ruleset.extractor.report(
+        "Border trade picked up. Two used lathes and a tractor came via Dandong.", "article", "a-1"
+    )
+    assert article.items  # found at ingest, as the article source does
+    alerts = by_rule(evaluate(article, ruleset, NOW))
+    [lathe] = alerts["unscr2397-machinery"].matched_items
+    assert marked(lathe.quote, lathe.marks) == "Two [used] [lathes] and a tractor came via Dandong."
+    [tractor] = alerts["unscr2397-vehicles"].matched_items
+    assert marked(tractor.quote, tractor.marks) == "Two used lathes and a [tractor] came via Dandong."
+    # A report's own items are not quoted from whatever its text says.
+    ledger = ImportReport.model_validate({
         "report_id": "t-4",
         "source": "s",
         "destination_country": "KP",
-        "items": [{"description": "lathes"}, {"description": "tractors", "hs_code": "8701"}],
-        "text": "Border trade. Two used lathes came via Dandong.",
+        "items": [{"description": "lathes"}],
+        "text": "Two used lathes came via Dandong.",
     })  # fmt: skip
-    alert = by_rule(evaluate(report, ruleset, NOW))["unscr2397-machinery"]
-    [lathe] = alert.matched_items
-    assert marked(lathe.quote, lathe.marks) == "Two [used] [lathes] came via Dandong."
-    tractors = by_rule(evaluate(report, ruleset, NOW))["unscr2397-vehicles"].matched_items[0]
-    assert tractors.quote is None  # the text does not name them
+    assert by_rule(evaluate(ledger, ruleset, NOW))["unscr2397-machinery"].matched_items[0].quote is None
 
 
 def test_items_the_catalog_does_not_recognise_are_named_in_every_alert(ruleset: RuleSet) -> None:
