@@ -173,7 +173,7 @@ def sentences(paragraph: str) -> list[tuple[int, int]]:
     spans = []
     start = 0
     for end in _SENTENCE_END.finditer(paragraph):
-        word = re.search(r"([^\W\d_][\w.]*)\.$", paragraph[start : end.start() + 1])
+        word = re.search(r"([^\W\d_][\w.]*)\.$", paragraph[max(start, end.start() - 16) : end.start() + 1])
         if end.group().startswith(".") and word and word.group(1).casefold() in _ABBREVIATIONS:
             continue
         if end.group().startswith(".") and re.fullmatch(
