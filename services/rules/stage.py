@@ -28,7 +28,7 @@ from services import metrics
 from services.logging import get_logger
 from services.owned import OwnedBatch
 from services.rules import live, state
-from services.rules.engine import RuleSet, Verdict, explain
+from services.rules.engine import RuleSet, Verdict, examine
 from services.rules.loader import load_from_settings
 from services.rules.reload import Reloader
 from services.rules.temporal import Pending, settle
@@ -113,13 +113,15 @@ class RulesStage:
         alerts_stream = self._alert_streams[c.stream]
         commit = OwnedBatch(c.stream, c.group, settings.consumer)
         done: list[tuple[Entry, ImportReport, list[Verdict], float]] = []
+        unrecognised: dict[str, int] = {}  # entry id -> items the catalog could not classify
         buried: list[DeadLetter] = []
         for entry in batch:
             started = time.perf_counter()
             commit.entry(entry.id)
             try:
                 report = decode_report(entry, settings.max_report_bytes)
-                verdicts = explain(report, ruleset, now, screening)
+                facts, verdicts = examine(report, ruleset, now, screening)
+                unrecognised[entry.id] = len(facts.unrecognised)
             except BadMessage as error:
                 buried.append(DeadLetter(entry, str(error)))
                 continue
@@ -167,6 +169,10 @@ class RulesStage:
                 ms=round(seconds * 1000, 3),
             )
         deadletter.recorded(self.name, c, [d for d in buried if d.entry.id in owned])
+        if strange := sum(n for entry_id, n in unrecognised.items() if entry_id in owned):
+            # Counted per process for Prometheus and on the server for `tradewatch status`.
+            metrics.UNRECOGNISED_ITEMS.inc(strange)
+            await self.ctx.redis.incrby(settings.streams.key("rules", "unrecognised-items"), strange)
         if lost := [e.id for e in batch if e.id not in owned]:
             metrics.NOT_OURS.labels(self.name).inc(len(lost))
             self.log.warning(
