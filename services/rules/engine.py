@@ -15,6 +15,7 @@ cannot classify are named in every alert of their report (``unrecognised``).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -450,7 +451,9 @@ class RuleSet:
         """The rules whose anchors the report shows, plus the unanchored ones, in rule order."""
         return [self.rules[i] for i in self.index.candidates(shown_anchors(facts))]
 
-    def facts(self, report: ImportReport, screening: ScreeningIndex | None = None) -> ReportFacts:
+    def facts(
+        self, report: ImportReport, screening: ScreeningIndex | None = None, now: datetime | None = None
+    ) -> ReportFacts:
         quotes: list[tuple[str | None, tuple[tuple[int, int], ...]]] = []
         text_quotes = None
         if not report.items and report.text and self.extractor is not None:
@@ -483,7 +486,7 @@ class RuleSet:
             text_words=self._words(report.text),
             crossing=normalise(report.crossing or ""),
             crossing_name=self.catalog.crossing_name(report.crossing),
-            parties=PartyScreen(screening, report) if screening is not None else None,
+            parties=PartyScreen(screening, report, now) if screening is not None else None,
             unrecognised=unrecognised,
             text=text_quotes,
         )
@@ -651,11 +654,17 @@ def examine(
 ) -> tuple[ReportFacts, list[Verdict]]:
     """``explain``, with the facts the verdicts were reached on (the goods found in the text of a
     report without items, the items the catalog could not classify)."""
-    facts = ruleset.facts(report, screening)
+    facts = ruleset.facts(report, screening, now)
     verdicts = []
+    skips = facts.parties.skip_lines() if facts.parties is not None else []
     for compiled in ruleset.candidates(facts) if use_index else ruleset.rules:
         held = compiled.test(facts)
         if held is None:
+            # A reviewed "not this party" exception that alone kept the rule from firing is shown.
+            if skips and facts.parties is not None:
+                unskipped = dataclasses.replace(facts, parties=facts.parties.ignoring_exceptions())
+                if compiled.test(unskipped) is not None:
+                    verdicts.append(Verdict(compiled.rule.id, None, "; ".join(skips)))
             continue
         suppressed = next(
             (f"exception {eid}: {reason}" for eid, reason, test in compiled.exceptions if test(facts, now)),

@@ -132,7 +132,7 @@ class RulesStage:
         pending: list[Pending] = [v.pending for _, _, vs, _ in done for v in vs if v.pending is not None]
         # Stored before the alerts are published; a redelivery replays the stored decisions.
         decided = iter(await state.decide(self.ctx.redis, settings.streams, pending, now))
-        published: list[tuple[Entry, str, list[Alert], float]] = []
+        published: list[tuple[Entry, str, list[Alert], float, list[dict[str, str]]]] = []
         for entry, report, verdicts, seconds in done:
             decisions = [next(decided) if v.pending is not None else None for v in verdicts]
             alerts: list[Alert] = []
@@ -147,12 +147,14 @@ class RulesStage:
                 continue
             for alert in alerts:
                 commit.add(entry.id, alerts_stream, alert_fields(alert))
-            published.append((entry, report.report_id, alerts, seconds))
+            # Rules an exception held back (a rule's own, or a reviewed "not this party"): logged.
+            held = [{"rule_id": v.rule_id, "by": v.suppressed_by} for v in verdicts if v.suppressed_by]
+            published.append((entry, report.report_id, alerts, seconds, held))
         for letter in buried:
             commit.add(letter.entry.id, c.dead_stream, deadletter.fields(self.name, c, letter))
         owned = await commit.commit(self.ctx.redis)
         # Logged after the commit, and only for what was ours: a line means "stored".
-        for entry, report_id, alerts, seconds in published:
+        for entry, report_id, alerts, seconds, held in published:
             if entry.id not in owned:
                 continue
             for a in alerts:
@@ -167,6 +169,7 @@ class RulesStage:
                     for a in alerts
                 ],
                 ms=round(seconds * 1000, 3),
+                **({"held_back": held} if held else {}),
             )
         deadletter.recorded(self.name, c, [d for d in buried if d.entry.id in owned])
         if strange := sum(n for entry_id, n in unrecognised.items() if entry_id in owned):
