@@ -39,6 +39,7 @@ from typing import Any
 
 import redis
 
+from benchmarks import common
 from schemas.report import ImportReport
 from schemas.streams import StreamNames
 from services.notify.subscriptions import load_subscriptions
@@ -113,8 +114,7 @@ def _receiver(receipts: Receipts) -> ThreadingHTTPServer:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             try:
-                message = json.loads(json.loads(body)["message"])
-                receipts.add([a["alert_id"] for a in message["alerts"]])
+                receipts.add([a["alert_id"] for a in common.alerts_of(body)])
                 self.send_response(200)
             except (ValueError, KeyError, TypeError):
                 self.send_response(400)
@@ -321,6 +321,7 @@ def run(cfg: Config) -> dict[str, Any]:
         "TRADEWATCH_SUBSCRIPTIONS_FILE": str(work / "subscriptions.yaml"),
         "TRADEWATCH_LOG_FORMAT": "json",
         "TRADEWATCH_LOG_LEVEL": "warning",
+        "TRADEWATCH_HTTP_PORT": "0",  # any free port: 8087 may be held by a pipeline beside the run
     }
     fleet = Fleet(env, work / "logs", cfg.replicas)
     kills: list[tuple[float, str]] = []
