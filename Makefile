@@ -31,7 +31,7 @@ run: setup
 test: setup
 	$(BIN)/pytest
 
-## eval-items: precision and recall of the item catalog on the labelled set (benchmarks/catalog_eval.py)
+## eval-items: precision and recall of the item catalog on the main and held-out labelled sets (benchmarks/catalog_eval.py)
 eval-items: setup
 	$(BIN)/python -m benchmarks.catalog_eval
 

@@ -73,7 +73,7 @@ class Receiver:
             new, self.parsed = self.bodies[self.parsed :], len(self.bodies)
         for at, body in new:
             try:
-                alerts = json.loads(json.loads(body)["message"])["alerts"]
+                alerts = common.alerts_of(body)
             except (ValueError, KeyError, TypeError):
                 continue
             for alert in alerts:

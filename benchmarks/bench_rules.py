@@ -50,7 +50,7 @@ def run_one(
         )  # fmt: skip
     procs = [common.spawn(args, env, log) for _ in range(processes)]
     try:
-        drain = common.watch_drain(url, [stream], "rules", reports)
+        drain = common.watch_drain(url, [stream], "rules", reports, workers=procs)
         peak = max(common.rss_kib(p.pid, "VmHWM") for p in procs)
     finally:
         codes = [p.wait(timeout=600) for p in procs]

@@ -1,13 +1,17 @@
 """Measured quality of the item catalog: precision and recall against a labelled set.
 
-    make eval                                   # tests/data/labelled-items.jsonl, config/catalog.yaml
-    python -m benchmarks.catalog_eval [--labelled FILE] [--catalog FILE] [--json]
-    python -m benchmarks.catalog_eval --labelled tests/data/labelled-items-holdout.jsonl
+    make eval-items                             # both sets against config/catalog.yaml
+    python -m benchmarks.catalog_eval [--catalog FILE] [--json]
+    python -m benchmarks.catalog_eval --labelled FILE    # one set only, with the main set's targets
 
-Two sets: ``labelled-items.jsonl`` (413 descriptions, written beside the catalog, which was tuned
-on it: its figures are an upper bound) and ``labelled-items-holdout.jsonl`` (61 descriptions
-written after the catalog and not tuned on, apart from one general change to how a description's
-words are ranked; keep it that way: add what it teaches to the main set, not to the catalog).
+Two sets: ``labelled-items.jsonl`` (written beside the catalog, which was tuned on it: its
+figures are an upper bound) and ``labelled-items-holdout.jsonl``, the held-out set. Its first 61
+descriptions were written after the catalog and not tuned on (apart from one general change to
+how a description's words are ranked); the next 83 (parts and components, welding consumables,
+metal articles by heading, two-way radios and broadcast receivers, notable words naming an
+everyday good) were written and committed before the catalog was widened for those goods, and
+the widening was done on the main set's new lines, not on these. Keep it that way: add what the
+held-out set teaches to the main set, then fix the catalog.
 
 Each labelled line: ``text`` (an item description as ledgers and traders write it), ``lang``,
 ``category`` (the category an analyst would give it, or null), optional ``also`` (other categories
@@ -29,8 +33,14 @@ What is measured, for each description run through ``Catalog.classify(text, None
   specific as the label, or more). Recall: right codes among items with an expected prefix;
   precision: right codes among items given a code. Per category by the expected ``category``.
 
+- **HS heading accuracy**: the share of descriptions whose code agrees with the label at
+  heading level (the first 4 digits; a label of a chapter only, on its 2), a description
+  labelled with no code being right when none is given. It is the figure a reviewer reads first:
+  the heading says what a good is, the subheading often needs facts a ledger line leaves out.
+
 The targets (issue 3): recall and precision >= 0.95 for notable categories, for flagging and for
-HS codes. Everyday items flagged are listed first, each one a reason to fix the catalog.
+HS codes on the main set; HS heading accuracy >= 0.9 on the held-out set. Everyday items
+flagged are listed first, each one a reason to fix the catalog.
 ``tests/unit/test_catalog_quality.py`` asserts the targets; exit status 1 when one is missed.
 """
 
@@ -40,6 +50,7 @@ import argparse
 import json
 import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +61,8 @@ LABELLED = ROOT / "tests/data/labelled-items.jsonl"
 HOLDOUT = ROOT / "tests/data/labelled-items-holdout.jsonl"
 CATALOG = ROOT / "config/catalog.yaml"
 TARGET = 0.95
+HOLDOUT_HEADING_TARGET = 0.9
+"""HS accuracy at heading level (4 digits) the held-out set must reach."""
 
 _UMBRELLA = {"84": "industrial-machinery", "85": "industrial-machinery", "86": "vehicles"}
 _UMBRELLA |= {"87": "vehicles", "88": "aircraft", "89": "vessels"}
@@ -124,9 +137,19 @@ class Report:
     flagging: Counts = field(default_factory=Counts)
     hs: dict[str, Counts] = field(default_factory=dict)
     hs_all: Counts = field(default_factory=Counts)
+    heading_right: int = 0
     everyday_flagged: list[Miss] = field(default_factory=list)
     category_misses: list[Miss] = field(default_factory=list)
     hs_misses: list[Miss] = field(default_factory=list)
+
+    @property
+    def heading_accuracy(self) -> float:
+        """Descriptions whose code agrees with the label at heading level, over all of them."""
+        return self.heading_right / self.items if self.items else 1.0
+
+    def heading_target_met(self, target: float = HOLDOUT_HEADING_TARGET) -> list[str]:
+        accuracy = self.heading_accuracy
+        return [] if accuracy >= target else [f"HS heading accuracy {accuracy:.3f} < {target}"]
 
     def targets_met(self) -> list[str]:
         """Every target that does not hold, in words; empty when all hold."""
@@ -193,7 +216,17 @@ def evaluate(catalog: Catalog, labelled: list[Labelled]) -> Report:
                     counts.fn += 1
         if not right and (row.hs or result.hs_code):
             report.hs_misses.append(miss)
+        if same_heading(row.hs, result.hs_code):
+            report.heading_right += 1
     return report
+
+
+def same_heading(expected: str | None, given: str | None) -> bool:
+    """The code given agrees with the label at heading level (a chapter label: at chapter level)."""
+    if expected is None or given is None:
+        return expected == given
+    width = min(4, len(expected))
+    return given[:width] == expected[:width]
 
 
 def render(report: Report, everyday: set[str]) -> str:
@@ -220,6 +253,9 @@ def render(report: Report, everyday: set[str]) -> str:
         lines.append(
             f"{name:<30} precision {c.precision:.3f}  recall {c.recall:.3f}  (tp {c.tp}, fp {c.fp}, fn {c.fn})"
         )
+    lines.append(
+        f"{'HS heading accuracy':<30} {report.heading_accuracy:.3f}  ({report.heading_right} of {report.items})"
+    )
     lines.append(f"everyday items flagged: {len(report.everyday_flagged)}")
 
     def show(title: str, misses: list[Miss]) -> None:
@@ -233,34 +269,71 @@ def render(report: Report, everyday: set[str]) -> str:
     show("everyday items flagged", report.everyday_flagged)
     show("category misclassified", report.category_misses)
     show("HS code wrong or missing", report.hs_misses)
-    failed = report.targets_met()
+    return "\n".join(lines)
+
+
+def figures(report: Report) -> dict[str, object]:
+    """One set's figures as a JSON document."""
+    counts = {
+        name: {"precision": c.precision, "recall": c.recall, "tp": c.tp, "fp": c.fp, "fn": c.fn}
+        for name, c in (
+            ("categories", report.notable),
+            ("flagging", report.flagging),
+            ("hs", report.hs_all),
+            *((f"category:{k}", v) for k, v in sorted(report.categories.items())),
+        )
+    }
+    return {"items": report.items, "hs_heading_accuracy": report.heading_accuracy, "figures": counts}
+
+
+def summary(sets: list[tuple[str, Report, list[str]]]) -> str:
+    """The headline figures of every set side by side, and the targets each misses."""
+    rows: list[tuple[str, Callable[[Report], str]]] = [
+        ("items", lambda r: f"{r.items}"),
+        ("categories precision (notable)", lambda r: f"{r.notable.precision:.3f}"),
+        ("categories recall (notable)", lambda r: f"{r.notable.recall:.3f}"),
+        ("flagging precision", lambda r: f"{r.flagging.precision:.3f}"),
+        ("flagging recall", lambda r: f"{r.flagging.recall:.3f}"),
+        ("HS precision (prefix)", lambda r: f"{r.hs_all.precision:.3f}"),
+        ("HS recall (prefix)", lambda r: f"{r.hs_all.recall:.3f}"),
+        ("HS heading accuracy", lambda r: f"{r.heading_accuracy:.3f}"),
+        ("everyday items flagged", lambda r: f"{len(r.everyday_flagged)}"),
+    ]
+    lines = [f"{'':<32}" + "".join(f"{name:>14}" for name, _, _ in sets)]
+    lines += [f"{label:<32}" + "".join(f"{show(r):>14}" for _, r, _ in sets) for label, show in rows]
     lines.append("")
-    lines.append("targets met" if not failed else "TARGETS NOT MET: " + "; ".join(failed))
+    for name, _, failed in sets:
+        lines.append(f"{name}: " + ("targets met" if not failed else "TARGETS NOT MET: " + "; ".join(failed)))
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--labelled", type=Path, default=LABELLED)
+    parser.add_argument("--labelled", type=Path, help="one set only, measured against the main targets")
     parser.add_argument("--catalog", type=Path, default=CATALOG)
     parser.add_argument("--json", action="store_true", help="figures as one JSON document")
     args = parser.parse_args(argv)
     catalog = load_catalog(args.catalog)
-    report = evaluate(catalog, load_labelled(args.labelled))
-    if args.json:
-        figures = {
-            name: {"precision": c.precision, "recall": c.recall, "tp": c.tp, "fp": c.fp, "fn": c.fn}
-            for name, c in (
-                ("categories", report.notable),
-                ("flagging", report.flagging),
-                ("hs", report.hs_all),
-                *((f"category:{k}", v) for k, v in sorted(report.categories.items())),
-            )
-        }
-        print(json.dumps({"items": report.items, "figures": figures, "failed": report.targets_met()}))
+    sets: list[tuple[str, Report, list[str]]] = []
+    if args.labelled is not None:
+        report = evaluate(catalog, load_labelled(args.labelled))
+        sets.append((args.labelled.name, report, report.targets_met()))
     else:
-        print(render(report, set(catalog.file.everyday)))
-    return 1 if report.targets_met() else 0
+        main_set = evaluate(catalog, load_labelled(LABELLED))
+        held_out = evaluate(catalog, load_labelled(HOLDOUT))
+        sets.append(("main", main_set, main_set.targets_met()))
+        sets.append(("held-out", held_out, held_out.heading_target_met()))
+    if args.json:
+        print(json.dumps({name: {**figures(r), "failed": failed} for name, r, failed in sets}))
+    else:
+        everyday = set(catalog.file.everyday)
+        for name, report, _ in sets:
+            print(f"==== {name} set")
+            print(render(report, everyday))
+            print()
+        print("==== both sets" if len(sets) > 1 else "==== figures")
+        print(summary(sets))
+    return 1 if any(failed for _, _, failed in sets) else 0
 
 
 if __name__ == "__main__":

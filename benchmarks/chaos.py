@@ -45,6 +45,7 @@ from typing import Any
 
 import redis
 
+from benchmarks import common
 from schemas.report import ImportReport
 from schemas.streams import StreamNames
 from services.notify.subscriptions import load_subscriptions
@@ -121,12 +122,7 @@ def _receiver(receipts: Receipts) -> ThreadingHTTPServer:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             try:
-                payload = json.loads(body)
-                # The case document's alerts are keys of the payload (services/notify/webhook.py).
-                alerts = (
-                    payload["alerts"] if "alerts" in payload else json.loads(payload["message"])["alerts"]
-                )
-                receipts.add([a["alert_id"] for a in alerts])
+                receipts.add([a["alert_id"] for a in common.alerts_of(body)])
                 self.send_response(200)
             except (ValueError, KeyError, TypeError):
                 self.send_response(400)
@@ -396,9 +392,9 @@ def run(cfg: Config) -> dict[str, Any]:
         "TRADEWATCH_RATES_FILE": str(ROOT / "config/rates.yaml"),
         "TRADEWATCH_CHANNELS_FILE": str(work / "channels.yaml"),
         "TRADEWATCH_SUBSCRIPTIONS_FILE": str(work / "subscriptions.yaml"),
-        "TRADEWATCH_HTTP_PORT": "0",  # reports come through the inbox; never collide on 8087
         "TRADEWATCH_LOG_FORMAT": "json",
         "TRADEWATCH_LOG_LEVEL": "warning",
+        "TRADEWATCH_HTTP_PORT": "0",  # any free port: 8087 may be held by a pipeline beside the run
     }
     fleet = Fleet(env, work / "logs", cfg.replicas)
     kills: list[tuple[float, str]] = []

@@ -58,6 +58,18 @@ class MatchedItem(StrictModel):
         default=None, ge=0, description="value converted to ``base_currency`` through the rates table"
     )
     base_currency: str | None = Field(default=None, description="the rates table's base currency")
+    # Goods found in text: where the report's own words name the item.
+    quote: str | None = Field(
+        default=None,
+        description="the sentence of the report's text that named the item, as written (clipped "
+        "around the item when long); set for goods found in text, where the report had no items "
+        "(then index is the position among the goods found) or an article's items",
+    )
+    marks: list[tuple[int, int]] = Field(
+        default_factory=list,
+        description="[start, end) character offsets in quote of the words that named the item and "
+        "of the markers that qualify it (second-hand, disassembled...), to show them marked",
+    )
 
 
 class Alert(StrictModel):
@@ -90,6 +102,12 @@ class Alert(StrictModel):
         default=0,
         ge=0,
         description="seconds: another alert with the same dedup_key within it is not sent (0: no window)",
+    )
+    # Goods the catalog does not recognise.
+    unrecognised: list[str] = Field(
+        default_factory=list,
+        description="descriptions of the report's items the catalog could not classify (no HS code "
+        "given, no catalog term in the words): named so a person can look at them",
     )
 
 

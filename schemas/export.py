@@ -14,14 +14,12 @@ from pydantic import BaseModel
 
 from schemas.alert import Alert
 from schemas.report import ImportReport
-from schemas.sanctions import ScreeningException
 
 JSON_DIR = Path(__file__).parent / "json"
 
 CONTRACTS: dict[str, type[BaseModel]] = {
     "import-report.v1.json": ImportReport,
     "alert.v1.json": Alert,
-    "screening-exception.v1.json": ScreeningException,
 }
 
 

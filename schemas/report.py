@@ -94,6 +94,39 @@ class ReportItem(StrictModel):
         return self
 
 
+_IMO_WRITTEN = re.compile(r"^\s*(?:IMO)?\s*(?:No\.?|Number|n[o°º]\.?|#)?\s*[:.]?\s*(\d{7})\s*$", re.I)
+
+
+class Vessel(StrictModel):
+    """A ship named in a report: its name, its IMO number, or both."""
+
+    name: ShortText | None = Field(default=None, description="the vessel's name as the report gives it")
+    imo: str | None = Field(
+        default=None,
+        description="IMO number: seven digits, 'IMO 9074729' or 'IMO No. 9074729' accepted and stored as "
+        "the digits; one with a wrong check digit is kept, said so in the evidence and never matched",
+        examples=["9074729"],
+    )
+
+    @field_validator("imo", mode="before")
+    @classmethod
+    def _normalise_imo(cls, value: object) -> object:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if isinstance(value, str):
+            found = _IMO_WRITTEN.match(value)
+            if not found:
+                raise ValueError("an IMO number is seven digits ('IMO 9074729' accepted)")
+            return found.group(1)
+        return value
+
+    @model_validator(mode="after")
+    def _named(self) -> Vessel:
+        if not self.name and not self.imo:
+            raise ValueError("a vessel needs a name or an imo")
+        return self
+
+
 class ImportReport(StrictModel):
     """A report of an import: from customs data, a partner system or a news article."""
 
@@ -112,6 +145,11 @@ class ImportReport(StrictModel):
     items: list[ReportItem] = Field(default_factory=list, max_length=MAX_ITEMS)
     text: Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)] | None = None
     url: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2_000)] | None = None
+    vessels: list[Vessel] = Field(
+        default_factory=list,
+        max_length=50,
+        description="ships carrying the goods: screened by IMO number (and name) against listed vessels",
+    )
 
     @model_validator(mode="after")
     def _has_content(self) -> ImportReport:

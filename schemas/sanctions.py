@@ -1,4 +1,5 @@
-"""Sanctions contracts: the ``party:`` rule condition, and the screening exceptions the store publishes."""
+"""Sanctions screening contracts: the ``party:`` rule condition, and the reviewed exceptions the
+store of record publishes for screening to honour."""
 
 from __future__ import annotations
 
@@ -9,40 +10,44 @@ from pydantic import Field
 
 from schemas.base import StrictModel
 
-PartyRole = Literal["importer", "exporter", "text"]
-_ALL_ROLES: tuple[PartyRole, ...] = ("importer", "exporter", "text")
+PartyRole = Literal["importer", "exporter", "text", "vessel"]
+_ALL_ROLES: tuple[PartyRole, ...] = ("importer", "exporter", "text", "vessel")
 
 
 class PartyCondition(StrictModel):
-    """Holds when the importer, the exporter or an organisation named in the text matches a listed
-    name or alias of one of ``lists`` with a score of at least ``min_score``."""
+    """Holds when the importer, the exporter, an organisation named in the text or a vessel of the
+    report matches a listed name, alias or IMO number of one of ``lists`` with a score of at least
+    ``min_score``."""
 
     lists: list[str] = Field(
         min_length=1,
-        description="list names or tags: the name given at load (un-sc), or un-<regime> (un-dprk)",
+        description="list names or tags: the name given at load (un-sc, ofac-sdn, eu-fsf, uk-sanctions, "
+        "opensanctions), a regime (un-dprk; dprk on any list) or any (every list in force)",
     )
     min_score: float = Field(
-        default=0.9, gt=0, le=1, description="0..1; 1 is the same name after normalisation"
+        default=0.9,
+        gt=0,
+        le=1,
+        description="0..1; 1 is the same name after normalisation (or the same IMO number)",
     )
     roles: list[PartyRole] = Field(
         default_factory=lambda: list(_ALL_ROLES),
         min_length=1,
-        description="where to look for names",
+        description="where to look: importer, exporter, text (names and IMO numbers in it), vessel "
+        "(the report's vessels and the IMO numbers its text gives)",
     )
 
 
 class ScreeningException(StrictModel):
-    """A reviewed "not this party" decision: screening skips matches of ``name`` to the listed
-    entry ``entry`` until ``until``. The store of record keeps them (who, why, revocation) and
-    publishes the ones in force at ``<namespace>:screening:exceptions`` (a hash, id -> this
-    document as JSON), where the rules stage reads them."""
+    """A reviewed "not this party" decision: screening skips ``name`` against ``entry``, visibly,
+    until ``expires``. Published by the store of record in the Redis hash
+    ``<namespace>:sanctions:exceptions`` (one JSON object per field; the field name is free, an id)."""
 
-    id: int = Field(ge=1)
-    name: str = Field(
-        min_length=1, description="the name as screened: an importer, an exporter, a name in a text"
-    )
-    entry: str = Field(min_length=1, description="the listed entry's reference (KPe.016) the name is not")
-    reason: str
-    by: str = Field(description="who decided it (a reviewer)")
-    until: datetime = Field(description="the exception lapses at this time")
-    case_id: int | None = Field(default=None, description="the case where it was decided")
+    name: str = Field(min_length=1, description="the name as screened (importer, exporter, text or vessel)")
+    entry: str = Field(min_length=1, description="the listed entry: its reference (KPe.016) or record id")
+    list: str | None = Field(default=None, description="the list it is on (informative)")
+    by: str = Field(min_length=1, description="who reviewed it")
+    reason: str = Field(min_length=1, description="why this is not the listed party")
+    expires: datetime | None = Field(default=None, description="when the decision lapses; none: never")
+    id: str | None = None
+    created: datetime | None = None

@@ -59,6 +59,10 @@ class CaseItem:
     base_currency: str | None = None
     classified: list[str] = field(default_factory=list)
     """How the item was recognised (the same whichever rule named it)."""
+    quote: str | None = None
+    """For goods found in text: the sentence that named the item."""
+    marks: list[tuple[int, int]] = field(default_factory=list)
+    """Spans in ``quote`` of the words that named it (and of its markers), to show them marked."""
 
     @property
     def label(self) -> str:
@@ -135,6 +139,8 @@ class Case:
     source: str | None
     url: str | None
     alert_ids: list[str]
+    unrecognised: list[str] = field(default_factory=list)
+    """Goods of the report the catalog could not classify: for a person to look at."""
 
     @property
     def route(self) -> str | None:
@@ -164,6 +170,29 @@ def _unit(unit: str | None, quantity: float) -> str:
     """``unit`` -> ``units`` for more than one; measures (kg, t, m3) as they are."""
     word = unit or "unit"
     return f"{word}s" if quantity != 1 and word.lower() in _COUNTED_UNITS else word
+
+
+def marked(quote: str, marks: Sequence[tuple[int, int]]) -> list[tuple[str, bool]]:
+    """``quote`` cut into pieces, each marked or not: the marked ones are the spans given (merged
+    where they overlap), for a rendering to show as it can (bold, a highlight, «quotes»)."""
+    spans: list[tuple[int, int]] = []
+    for a, b in sorted((max(0, a), min(len(quote), b)) for a, b in marks):
+        if a >= b:
+            continue
+        if spans and a <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], b))
+        else:
+            spans.append((a, b))
+    pieces: list[tuple[str, bool]] = []
+    at = 0
+    for a, b in spans:
+        if a > at:
+            pieces.append((quote[at:a], False))
+        pieces.append((quote[a:b], True))
+        at = b
+    if at < len(quote):
+        pieces.append((quote[at:], False))
+    return pieces
 
 
 def cases_of(alerts: Sequence[Alert]) -> list[Case]:
@@ -199,6 +228,7 @@ def _case(alerts: list[Alert]) -> Case:
         source=first.source,
         url=first.url,
         alert_ids=[a.alert_id for a in alerts],
+        unrecognised=list(dict.fromkeys(u for a in alerts for u in a.unrecognised)),
     )
 
 
@@ -226,6 +256,8 @@ def _items(alerts: Sequence[Alert]) -> dict[int, CaseItem]:
             value_base=m.value_base,
             base_currency=m.base_currency,
             classified=shared,
+            quote=m.quote,
+            marks=[(a, b) for a, b in m.marks],
         )
     return items
 

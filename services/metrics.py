@@ -76,6 +76,11 @@ NOT_OURS = Counter(
     ["stage"],
     registry=REGISTRY,
 )
+UNRECOGNISED_ITEMS = Counter(
+    "tradewatch_unrecognised_items_total",
+    "Report items the catalog could not classify (no HS code given, no catalog term in the words)",
+    registry=REGISTRY,
+)
 HEARTBEAT = Gauge(
     "tradewatch_heartbeat_timestamp_seconds",
     "Unix time of this worker's last heartbeat (a stale value means a stalled worker)",

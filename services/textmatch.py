@@ -213,6 +213,8 @@ _SPELLINGS: tuple[tuple[str, str], ...] = (
     ("sterilizer", "steriliser"),
     ("programme", "program"),
     ("whisky", "whiskey"),
+    ("galvanised", "galvanized"),
+    ("galvanising", "galvanizing"),
 )
 _SPELLING_OF: dict[str, tuple[str, ...]] = {}
 for _a, _b in _SPELLINGS:

@@ -704,7 +704,7 @@ async def _publish(settings: Settings, store: Store) -> str:
         return "no server runs now: the records stage publishes it when it starts"
     client = server.client(endpoint)
     try:
-        count = await screening.publish(store, client, settings.streams)
+        count = await screening.publish(store, client, settings)
     except Exception as error:
         return f"not published now ({type(error).__name__}): the records stage publishes it within 30s"
     finally:

@@ -3,8 +3,10 @@
 An exception says that a name as screened (``Ryonha Trading Co.``) is not the listed entry
 ``KPe.016``, who decided it, why, and until when; it may be tied to the case where it was
 decided, and revoked at any time. The store keeps them all (revoked and expired too); the ones in
-force are published for the rules stage (:mod:`services.sanctions.exceptions`), whose screening
-then skips that name for that entry and says so in the report's alerts.
+force are published for the rules stage (:mod:`services.sanctions.store` reads them), whose screening
+then holds back matches of that name to that entry and says so (see the README's "Reviewed
+exceptions": the contract is :class:`schemas.sanctions.ScreeningException` in the Redis hash
+``<namespace>:sanctions:exceptions``, which this module replaces whole at each publication).
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from schemas.sanctions import ScreeningException as Published
-from schemas.streams import StreamNames
 from services.casework.access import Refused, acting, reading
-from services.sanctions import exceptions as published
+from services.sanctions.matcher import exception_key
+from services.sanctions.store import SanctionsStore
+from services.settings import Settings
 from services.store import Store, audit
 from services.store.models import Case, Role, ScreeningException, User
 
@@ -68,9 +71,10 @@ class ExceptionView:
         }
 
     def published(self) -> Published:
+        """As the rules stage reads it."""
         return Published(
-            id=self.id, name=self.name, entry=self.entry, reason=self.reason, by=self.by, until=self.until,
-            case_id=self.case_id,
+            id=str(self.id), name=self.name, entry=self.entry, reason=self.reason, by=self.by,
+            expires=self.until, created=self.created_at,
         )  # fmt: skip
 
 
@@ -117,7 +121,7 @@ async def add(
     name, entry, reason = name.strip(), entry.strip(), (reason or "").strip()
     if not name or len(name) > MAX_NAME:
         raise Refused(f"an exception names the party as screened, in 1 to {MAX_NAME} characters")
-    if not published.name_key(name):
+    if not exception_key(name):
         raise Refused(f"{name!r} has nothing left to compare once legal forms are set aside")
     if not entry:
         raise Refused("an exception names the listed entry (its reference, e.g. KPe.016) the party is not")
@@ -196,8 +200,14 @@ async def in_force(store: Store) -> list[Published]:
         return [v.published() for v in await _views(session, rows)]
 
 
-async def publish(store: Store, redis: aredis.Redis, names: StreamNames) -> int:
-    """Put the exceptions in force where the rules stage reads them; how many there are."""
+async def publish(store: Store, redis: aredis.Redis, settings: Settings) -> int:
+    """Put the exceptions in force where the rules stage reads them, replacing what was there in
+    one transaction (a revoked or lapsed one leaves); how many there are."""
     current = await in_force(store)
-    await published.publish(redis, names, current)
+    key = SanctionsStore(redis, settings).exceptions_key
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.delete(key)
+        if current:
+            pipe.hset(key, mapping={str(e.id): e.model_dump_json(exclude_none=True) for e in current})
+        await pipe.execute()
     return len(current)

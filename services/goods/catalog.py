@@ -24,7 +24,7 @@ from services.textmatch import Hit, TermMatcher, english_variants, fold, fold_ke
 from services.yamlfile import ConfigError, Document, Problem, load
 
 Lang = Literal["en", "zh", "ko"]
-MarkerName = Literal["used", "new", "disassembled", "technicians", "shipyard", "exemption"]
+MarkerName = Literal["used", "new", "disassembled", "technicians", "shipyard", "exemption", "parts"]
 
 
 class Terms(StrictModel):
@@ -46,6 +46,16 @@ class CatalogItem(Terms):
         default=False,
         description="names a kind of goods, not a good (machinery, vehicles): in free text it "
         "stands for the goods named around it, so it becomes an item only when none is",
+    )
+    part: bool = Field(
+        default=False,
+        description="names parts of a good already (tractor parts, bucket teeth): a word for parts "
+        "beside it changes nothing",
+    )
+    governs: bool = Field(
+        default=False,
+        description="says what the goods it qualifies are made as (a toy): 'toy helicopters', "
+        "장난감 헬리콥터 and 'excavator toys' are toys, wherever the word stands",
     )
 
     @field_validator("hs", mode="before")
@@ -72,11 +82,31 @@ class CatalogFile(StrictModel):
     crossings: dict[str, Terms] = Field(
         default_factory=dict, description="crossing name -> the names people write for it"
     )
+    parts_headings: dict[str, str] = Field(
+        default_factory=dict,
+        description="HS prefix of a good -> the heading its parts go to, where that is another "
+        "heading (tractors 8701 -> 8708, lathes 8458 -> 8466); other goods' parts stay in their "
+        "own heading (harvesters 8433 -> 8433.90). Used when a description names a good with a "
+        "word for parts (the marker 'parts': spare parts, 配件, 부품, blades)",
+    )
     ignore: Terms = Field(
         default_factory=Terms,
         description="phrases that name nothing but contain a shorter term: 'used for' (not the "
         "marker 'used'), 홍콩 (not 콩, soybeans); the longer phrase wins and is dropped",
     )
+
+    @field_validator("parts_headings", mode="before")
+    @classmethod
+    def _parts_headings(cls, value: object) -> object:
+        if isinstance(value, dict):
+            fixed = {}
+            for key, heading in value.items():
+                code, to = str(key).replace(".", ""), str(heading).replace(".", "")
+                if not (code.isdigit() and 2 <= len(code) <= 10 and to.isdigit() and 2 <= len(to) <= 10):
+                    raise ValueError(f"parts_headings {key!r}: {heading!r}: HS prefixes of 2-10 digits")
+                fixed[code] = to
+            return fixed
+        return value
 
     @field_validator("hs", mode="before")
     @classmethod
@@ -190,7 +220,7 @@ class Catalog:
         cats = self.item_categories(item_id)
         return bool(cats) and cats <= set(self.file.everyday)
 
-    def _goods(self, description: str, hits: list[Hit[TermRef]]) -> list[Hit[TermRef]]:
+    def _goods(self, description: str, hits: list[Hit[TermRef]], listing: _Listing) -> list[Hit[TermRef]]:
         """The good each listed part of a description names (hits carry original spans).
 
         Overlapping terms are already settled (the longest won). Among the rest of a part: a good
@@ -201,11 +231,10 @@ class Catalog:
         is only a catch-all ("machine", HS 84) after a named good that is not everyday ("band
         saw machines" are band saws).
         """
-        bounds = [0, *(m.start() for m in _LIST_SEPARATOR.finditer(description)), len(description) + 1]
         parts: dict[int, list[tuple[tuple[bool, bool], Hit[TermRef]]]] = {}
         for hit in hits:
-            part = bisect_right(bounds, hit.start) - 1  # the part whose span holds the hit's start
-            before = description[bounds[part] : hit.start]
+            part = listing.of(hit.start)
+            before = description[listing.bounds[part] : hit.start]
             in_parens = before.count("(") + before.count("（") > before.count(")") + before.count("）")
             qualifier = _QUALIFIER.search(before) is not None
             parts.setdefault(part, []).append(((not in_parens, not qualifier), hit))
@@ -214,10 +243,35 @@ class Catalog:
         for part in sorted(parts):
             tier = max(rank for rank, _ in parts[part])
             ranked = [hit for rank, hit in parts[part] if rank == tier]
+            governing = [h for h in ranked if items[h.value.key].governs]
+            if governing:  # "excavator toys", 장난감 헬리콥터: toys, whichever word comes last
+                goods.append(governing[-1])
+                continue
             named = [h for h in ranked if len(items[h.value.key].hs) > 2 and not everyday[h.value.key]]
             last = ranked[-1]
             goods.append(named[-1] if named and len(items[last.value.key].hs) == 2 else last)
         return goods
+
+    def parts_heading(self, code: str) -> str:
+        """Where the parts of a good of ``code`` go: a heading of their own, or its own heading."""
+        for length in range(len(code), 1, -1):
+            heading = self.file.parts_headings.get(code[:length])
+            if heading is not None:
+                return heading
+        return code[:4]
+
+    def _parts_of(
+        self, description: str, good: Hit[TermRef], words: list[Hit[TermRef]], listing: _Listing
+    ) -> Hit[TermRef] | None:
+        """The word for parts said of ``good``: in its listed part, not something it comes with."""
+        part = listing.of(good.start)
+        for word in words:
+            if listing.of(word.start) != part:
+                continue
+            if word.start >= good.end and _COMES_WITH.search(description[good.end : word.start]):
+                continue  # "tractor with spare parts kit": a tractor
+            return word
+        return None
 
     def mentions(self, text: str) -> list[Mention]:
         """Every item and marker named in ``text``, longest term first, spans in ``text`` itself."""
@@ -300,10 +354,13 @@ class Catalog:
         categories: set[str] = set()
         item_hits: list[Hit[TermRef]] = []
         markers: dict[str, str] = {}
+        part_words: list[Hit[TermRef]] = []
         if description:
             for hit in self._hits(description):
                 if hit.value.kind == "item":
                     item_hits.append(hit)
+                elif hit.value.key == "parts":
+                    part_words.append(hit)
                 elif hit.value.kind == "marker":
                     markers.setdefault(hit.value.key, hit.value.term)
         item_ids = tuple(dict.fromkeys(h.value.key for h in item_hits))
@@ -312,11 +369,18 @@ class Catalog:
         # seeders", "大米、拖拉机") names each: the first listed decides the code, unless it is
         # everyday (food, clothing...) and a later one is not; every listed good that is not
         # everyday adds its categories ("harvesters for wheat and rice" is no food shipment).
-        goods = self._goods(description, item_hits)
+        listing = _Listing(description, [h.start for h in item_hits])
+        goods = self._goods(description, item_hits, listing)
         everyday = self._everyday
         best = max(goods, key=lambda h: (not everyday[h.value.key], -h.start), default=None)
+        # "harvester spare parts", 注塑机配件, 용접기 부품: the parts of the good, in their heading.
+        part_word = None
+        if best is not None and part_words and not self.items[best.value.key].part:
+            part_word = self._parts_of(description, best, part_words, listing)
         for hit in goods:
-            if hit is best or not everyday[hit.value.key]:
+            if hit is best and part_word is not None:
+                categories |= self._hs_categories_of(self.parts_heading(self.items[hit.value.key].hs))
+            elif hit is best or not everyday[hit.value.key]:
                 categories |= self._own_categories[hit.value.key]
         code = None
         if best is not None:
@@ -325,6 +389,9 @@ class Catalog:
             evidence.append(
                 f'"{best.value.term}" ({best.value.lang}) in description -> {item.id}, HS {item.hs}'
             )
+            if part_word is not None:
+                code = self.parts_heading(item.hs)
+                evidence.append(f'"{part_word.value.term}" names parts of {item.id} -> HS {code}')
         for hit in goods:
             if hit is not best and (best is None or hit.value.key != best.value.key):
                 item = self.items[hit.value.key]
@@ -337,7 +404,8 @@ class Catalog:
             evidence.append(f"description also names: {', '.join(dict.fromkeys(others))}")
         for name, term in markers.items():
             marker = self.file.markers[name]  # type: ignore[index]
-            if marker.adds_category:
+            # A shipyard's welders are shipyard equipment; its workers' overalls are clothing.
+            if marker.adds_category and (best is None or not everyday[best.value.key]):
                 categories.add(marker.adds_category)
             evidence.append(f'"{term}" in description -> {name}')
         condition = Condition.UNKNOWN
@@ -387,6 +455,40 @@ class _Description:
 _LIST_SEPARATOR = re.compile(
     r"\s*(?:[,;，；、&+]|\band\b|\bplus\b|\bas well as\b|以及|和|及|与|및)\s*", re.IGNORECASE
 )
+
+
+class _Listing:
+    """The listed parts of a description ("tractors, seeders and 2 lathes"). A part that only
+    says what a good is for or comes with ("farm trailers, tipping, for tractors") belongs to the
+    nearest part before it that names a good."""
+
+    def __init__(self, description: str, goods_at: Iterable[int]) -> None:
+        self.bounds = [0, *(m.start() for m in _LIST_SEPARATOR.finditer(description)), len(description) + 1]
+        self._continues = {
+            part
+            for part in range(1, len(self.bounds) - 1)
+            if _CONTINUES.match(description, self.bounds[part])
+        }
+        self._named = {self._raw(at) for at in goods_at} - self._continues
+
+    def _raw(self, at: int) -> int:
+        return bisect_right(self.bounds, at) - 1  # the part whose span holds ``at``
+
+    def of(self, at: int) -> int:
+        """The part ``at`` belongs to."""
+        part = self._raw(at)
+        if part in self._continues:
+            part -= 1
+            while part > 0 and part not in self._named:
+                part -= 1
+        return part
+
+
+# What a good comes with, not what it is: "tractor with spare parts kit", 拖拉机配刀片.
+_COMES_WITH = re.compile(
+    r"\b(?:with|w/|including|incl|plus)(?:\b|(?<=/))|配(?!件|套)|附带|포함", re.IGNORECASE
+)
+_CONTINUES = re.compile(r"[\s,;，；、]*(?:for|with|w/|used in|used on|to be used)\b", re.IGNORECASE)
 # Where a description turns to what a good is for or comes with: "radar for fishing boats",
 # "tractor with front loader", 拖拉机配旋耕机 (配: fitted with; 配件 are parts).
 _QUALIFIER = re.compile(

@@ -19,9 +19,10 @@ from typing import Any
 
 from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from markupsafe import Markup, escape
 
 from schemas.alert import Alert, MatchedItem, Severity
-from services.cases import cases_of
+from services.cases import cases_of, marked
 from services.money import format_amount
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -54,13 +55,14 @@ def sample_alerts() -> list[Alert]:
         "reported_at": datetime(2026, 3, 6, 9, 5, tzinfo=UTC), "importer": "Rason trading company",
         "exporter": "Hunchun machinery dealer", "url": "https://example.org/report", "dedup_key": "sample",
         "group_key": "sample", "legal_basis": "UNSCR 2397 (2017) OP7", "rule_version": "v1",
-        "evidence": ["destination country KP"],
+        "evidence": ["destination country KP"], "unrecognised": ["gearbox"],
     }  # fmt: skip
     item = MatchedItem(
         index=0, description="CNC cutting machines", hs_code="845611", categories=["machine-tools"],
         evidence=["HS 8456.11 (declared) falls in chapters 84 to 85", "HS 845611 declared"],
         classification=["HS 845611 declared"], quantity=4, unit="unit", unit_price=250000,
         currency="CNY", value=1000000, value_base=138000, base_currency="USD",
+        quote="Four second-hand CNC cutting machines went to a Rason shipyard.", marks=[(5, 16), (17, 37)],
     )  # fmt: skip
     return [
         Alert(
@@ -139,11 +141,27 @@ def moment(value: str | None) -> str:
     return at.strftime("%Y-%m-%d %H:%M UTC")
 
 
+_MARKS = {"text": ("«", "»"), "markdown": ("**", "**")}
+
+
+def quoted(item: Mapping[str, Any], fmt: str = "text") -> str | Markup:
+    """An item's quote with the words that named it marked: «lathes» in text, **lathes** in
+    markdown, <mark>lathes</mark> in HTML (the rest escaped)."""
+    quote = item.get("quote")
+    if not quote:
+        return ""
+    pieces = marked(quote, item.get("marks") or [])
+    if fmt == "html":
+        return Markup("").join(Markup("<mark>{}</mark>").format(p) if on else escape(p) for p, on in pieces)
+    before, after = _MARKS.get(fmt, _MARKS["text"])
+    return "".join(f"{before}{p}{after}" if on else p for p, on in pieces)
+
+
 def _environment(*, autoescape: bool) -> ImmutableSandboxedEnvironment:
     env = ImmutableSandboxedEnvironment(
         undefined=StrictUndefined, autoescape=autoescape, trim_blocks=True, lstrip_blocks=True
     )
-    env.filters.update(amount=amount, moment=moment)
+    env.filters.update(amount=amount, moment=moment, quoted=quoted)
     return env
 
 

@@ -114,6 +114,7 @@ def _print_tables(snap: Snapshot) -> None:
     for listed in snap.sanctions:
         line = f"sanctions list {listed.list}: {listed.entries} entries, {listed.since}, {listed.age_days} days old"
         console.print(f"[red]{listed.warning}[/red]" if listed.warning else line, highlight=False)
+    console.print(f"items the catalog did not recognise: {snap.unrecognised_items}")
     console.print(f"last alert: {snap.last_alert_at or '-'}; last delivery: {snap.last_delivery_at or '-'}")
 
 

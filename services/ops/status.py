@@ -100,6 +100,8 @@ class Snapshot:
     last_alert_at: str | None
     last_delivery_at: str | None
     sanctions: list[SanctionsListInfo] = field(default_factory=list)
+    unrecognised_items: int = 0
+    """Report items the catalog could not classify, counted by the rules stage since the start."""
 
     @property
     def stalled(self) -> list[GroupInfo]:
@@ -242,6 +244,7 @@ async def snapshot(
     inputs = [*names.all_reports, *names.all_alerts]
     groups = [g for s in inputs for g in await _groups(redis, s, settings, now)]
     version = await redis.get(names.key("ruleset", "version"))
+    unrecognised = await redis.get(names.key("rules", "unrecognised-items"))  # the rules stage's count
     return Snapshot(
         namespace=settings.namespace,
         at=iso(now) or "",
@@ -253,4 +256,5 @@ async def snapshot(
         last_alert_at=last_at("alerts"),
         last_delivery_at=last_at("deliveries"),
         sanctions=await _sanctions(redis, settings) if with_sanctions else [],
+        unrecognised_items=int(unrecognised or 0),
     )

@@ -156,7 +156,7 @@ class RecordsStage:
         while not self._stop.is_set():
             try:
                 await self._prepare()
-                count = await screening.publish(self.store, self.ctx.redis, self.names)
+                count = await screening.publish(self.store, self.ctx.redis, self.ctx.settings)
                 self.log.debug("screening exceptions published", exceptions=count)
             except Exception as error:
                 self.log.warning("screening exceptions not published", error=describe(error))

@@ -4,10 +4,18 @@ A rule set is compiled once (catalog matcher, one automaton for every rule's wor
 condition turned into a closure); a report is classified once (every item's HS code, categories,
 condition, word hits), then each rule's closure reads those facts. Every condition that holds
 leaves evidence in words, so an alert can always say why it fired.
+
+A report with text and no items (an outside producer's ``XADD``, an HTTP post, a JSON Lines row)
+has its goods found in its text by the extractor ingest reads articles with
+(``services.goods.extract``), with the crossing and countries the text names where the report
+gives none; each good keeps the sentence that named it, which its alert quotes (as do the
+items ingest found in an article, whose text the report carries). Items the catalog
+cannot classify are named in every alert of their report (``unrecognised``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -15,11 +23,13 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from schemas.alert import Alert, Severity, alert_id_for
-from schemas.report import ImportReport, ReportItem
+from schemas.report import MAX_ITEMS, ImportReport, ReportItem
 from schemas.rules import Amount, Count, Exception_, ItemCondition, ReportCondition, Rule
 from services.goods.catalog import Catalog, Classification
+from services.goods.extract import SUMMARY_PREFIX, Extraction, Extractor
 from services.goods.hs import hs_display
 from services.money import Rates, format_amount
 from services.rules.index import Anchor, RuleIndex, word_key
@@ -39,6 +49,15 @@ class ItemFacts:
     words: frozenset[str]
     anchors: frozenset[Anchor] = frozenset()
     """What the item shows the rule index: its HS prefixes, categories and words."""
+    quote: str | None = None
+    """For a good found in the report's text: the sentence that named it."""
+    marks: tuple[tuple[int, int], ...] = ()
+    """Spans in ``quote`` of the words that named it and the markers that qualify it."""
+
+    @property
+    def unrecognised(self) -> bool:
+        """The catalog could not classify it: no HS code given, no catalog term in its words."""
+        return self.cls.hs_code is None and not self.cls.item_ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +69,34 @@ class ReportFacts:
     crossing_name: str | None = None
     """The crossing under its catalog name (丹东 -> Dandong-Sinuiju), else as written."""
     parties: PartyScreen | None = None
+    unrecognised: tuple[str, ...] = ()
+    """Descriptions of the items the catalog could not classify."""
+    text: TextQuotes | None = None
+    """The goods an article's text names, for quoting the items ingest found in it."""
+
+    def quote(self, item: ItemFacts) -> tuple[str | None, tuple[tuple[int, int], ...]]:
+        """Where the report's text names an item: its own quote, or the text's for its good."""
+        if item.quote is not None or self.text is None:
+            return item.quote, item.marks
+        return self.text.quote(item.cls)
+
+
+class TextQuotes:
+    """The goods a report's text names, read only when an alert quotes one of its items."""
+
+    def __init__(self, extractor: Extractor, text: str) -> None:
+        self.extractor = extractor
+        self.text = text
+        self._found: Extraction | None = None
+
+    def quote(self, cls: Classification) -> tuple[str | None, tuple[tuple[int, int], ...]]:
+        if self._found is None:
+            self._found = self.extractor.extract(self.text)
+        for item_id in cls.item_ids:
+            good = self._found.items.get(item_id)
+            if good is not None and good.quote is not None:
+                return good.quote, tuple(good.marks)
+        return None, ()
 
 
 @dataclass
@@ -394,6 +441,8 @@ class RuleSet:
     version: str
     sources: tuple[str, ...] = ()
     index: RuleIndex = field(default_factory=lambda: RuleIndex({}, (), 0))
+    extractor: Extractor | None = None
+    """Finds the goods of a report that has text and no items (built from catalog and rates)."""
     _seen_items: dict[tuple[object, ...], tuple[Classification, frozenset[str], frozenset[Anchor]]] = field(
         default_factory=dict, init=False, compare=False, repr=False
     )
@@ -402,7 +451,17 @@ class RuleSet:
         """The rules whose anchors the report shows, plus the unanchored ones, in rule order."""
         return [self.rules[i] for i in self.index.candidates(shown_anchors(facts))]
 
-    def facts(self, report: ImportReport, screening: ScreeningIndex | None = None) -> ReportFacts:
+    def facts(
+        self, report: ImportReport, screening: ScreeningIndex | None = None, now: datetime | None = None
+    ) -> ReportFacts:
+        quotes: list[tuple[str | None, tuple[tuple[int, int], ...]]] = []
+        text_quotes = None
+        if not report.items and report.text and self.extractor is not None:
+            report, quotes = self._from_text(report, self.extractor)
+        elif report.text and report.text.startswith(SUMMARY_PREFIX) and self.extractor is not None:
+            # An article ingest read: its items were found in this text, which quotes them. Other
+            # reports' items come from their own lines, whatever their text says.
+            text_quotes = TextQuotes(self.extractor, report.text)
         items = []
         seen = self._seen_items
         for index, item in enumerate(report.items):
@@ -417,15 +476,39 @@ class RuleSet:
                 if len(seen) >= ITEM_MEMO_SIZE:
                     seen.clear()
                 seen[key] = known
-            items.append(ItemFacts(index, item, *known))
+            items.append(ItemFacts(index, item, *known, *(quotes[index] if quotes else ())))
+        unrecognised = tuple(
+            dict.fromkeys(i.item.description for i in items if i.item.description and i.unrecognised)
+        )
         return ReportFacts(
             report=report,
             items=tuple(items),
             text_words=self._words(report.text),
             crossing=normalise(report.crossing or ""),
             crossing_name=self.catalog.crossing_name(report.crossing),
-            parties=PartyScreen(screening, report) if screening is not None else None,
+            parties=PartyScreen(screening, report, now) if screening is not None else None,
+            unrecognised=unrecognised,
+            text=text_quotes,
         )
+
+    @staticmethod
+    def _from_text(
+        report: ImportReport, extractor: Extractor
+    ) -> tuple[ImportReport, list[tuple[str | None, tuple[tuple[int, int], ...]]]]:
+        """The report with the goods its text names as its items, as an article's would be, and
+        the crossing and countries the text names where the report gives none."""
+        found = extractor.extract(report.text or "")
+        goods = list(found.items.values())[:MAX_ITEMS]
+        update: dict[str, object] = {
+            "items": [ReportItem.model_validate(extractor.item(good)) for good in goods]
+        }
+        named = {
+            "crossing": "; ".join(found.crossings) or None,
+            "origin_country": found.origin_country,
+            "destination_country": found.destination_country,
+        }
+        update |= {name: value for name, value in named.items() if value and getattr(report, name) is None}
+        return report.model_copy(update=update), [(good.quote, tuple(good.marks)) for good in goods]
 
     def _words(self, text: str | None) -> frozenset[str]:
         if not text:
@@ -515,7 +598,16 @@ def compile_rules(
     digest.update(catalog.version.encode())
     digest.update(json.dumps(rates.rates, sort_keys=True).encode())
     index = RuleIndex.build([c.rule.when for c in compiled])
-    return RuleSet(tuple(compiled), catalog, rates, words, digest.hexdigest()[:12], tuple(sources), index)
+    return RuleSet(
+        tuple(compiled),
+        catalog,
+        rates,
+        words,
+        digest.hexdigest()[:12],
+        tuple(sources),
+        index,
+        Extractor(catalog, rates),
+    )
 
 
 # ---------------------------------------------------------------- evaluation
@@ -549,11 +641,30 @@ def explain(
     *,
     use_index: bool = True,
 ) -> list[Verdict]:
-    facts = ruleset.facts(report, screening)
+    return examine(report, ruleset, now, screening, use_index=use_index)[1]
+
+
+def examine(
+    report: ImportReport,
+    ruleset: RuleSet,
+    now: datetime,
+    screening: ScreeningIndex | None = None,
+    *,
+    use_index: bool = True,
+) -> tuple[ReportFacts, list[Verdict]]:
+    """``explain``, with the facts the verdicts were reached on (the goods found in the text of a
+    report without items, the items the catalog could not classify)."""
+    facts = ruleset.facts(report, screening, now)
     verdicts = []
+    skips = facts.parties.skip_lines() if facts.parties is not None else []
     for compiled in ruleset.candidates(facts) if use_index else ruleset.rules:
         held = compiled.test(facts)
         if held is None:
+            # A reviewed "not this party" exception that alone kept the rule from firing is shown.
+            if skips and facts.parties is not None:
+                unskipped = dataclasses.replace(facts, parties=facts.parties.ignoring_exceptions())
+                if compiled.test(unskipped) is not None:
+                    verdicts.append(Verdict(compiled.rule.id, None, "; ".join(skips)))
             continue
         suppressed = next(
             (f"exception {eid}: {reason}" for eid, reason, test in compiled.exceptions if test(facts, now)),
@@ -582,7 +693,7 @@ def explain(
                 )
         else:
             verdicts.append(Verdict(rule.id, build()))
-    return verdicts
+    return facts, verdicts
 
 
 def _alert(
@@ -631,7 +742,7 @@ def _alert(
         evidence.append(f"severity lowered to {severity.value}: {lowered[1]}")
     evidence += state_reasons
     # Plain dicts, validated once inside the Alert (one pass in pydantic-core, no model per item).
-    items = [
+    items: list[dict[str, Any]] = [
         {
             "index": f.index,
             "description": f.item.description,
@@ -644,6 +755,10 @@ def _alert(
         }
         for f in matched
     ]
+    for entry, f in zip(items, matched, strict=True):
+        quote, marks = facts.quote(f)
+        if quote is not None:
+            entry["quote"], entry["marks"] = quote, list(marks)
     return Alert(
         alert_id=alert_id_for(report.report_id, rule.id, compiled.version),
         rule_id=rule.id,
@@ -668,6 +783,7 @@ def _alert(
         dedup_key=_key(rule.id, rule.dedup, facts, matched),
         group_key=_key("", rule.group_by, facts, matched),
         realert=rule.realert,
+        unrecognised=list(facts.unrecognised),
     )
 
 

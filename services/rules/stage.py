@@ -28,15 +28,12 @@ from services import metrics
 from services.logging import get_logger
 from services.owned import OwnedBatch
 from services.rules import live, state
-from services.rules.engine import RuleSet, Verdict, explain
+from services.rules.engine import RuleSet, Verdict, examine
 from services.rules.loader import load_from_settings
 from services.rules.reload import Reloader
 from services.rules.temporal import Pending, settle
 from services.runtime import Consumes, Context, deadletter
 from services.runtime.deadletter import DeadLetter
-from services.sanctions.exceptions import ExceptionsCache
-from services.sanctions.index import ScreeningIndex
-from services.sanctions.matcher import PartyScreen
 from services.sanctions.store import ScreeningCache
 from services.wire import BadMessage, Entry, alert_fields, decode_report
 
@@ -73,7 +70,6 @@ class RulesStage:
         self._alert_streams = {names.report_stream(p): names.alert_stream(p) for p in range(names.partitions)}
         self.ruleset = ruleset
         self.screening = ScreeningCache(ctx.redis, ctx.settings)
-        self.exceptions = ExceptionsCache(ctx.redis, ctx.settings.streams)
         self.log = get_logger(stage=self.name)
         self.reloader: Reloader | None = None
 
@@ -107,42 +103,25 @@ class RulesStage:
     async def busy(self) -> bool:
         return False
 
-    def _say_skipped(
-        self, screening: ScreeningIndex, report: ImportReport, alerts: list[Alert]
-    ) -> list[Alert]:
-        """Every alert of a report says what a screening exception skipped in it (the rule that
-        would have matched the party no longer fires, so its alert cannot say it)."""
-        screen = PartyScreen(screening, report)
-        screen.found()
-        if not screen.skipped:
-            return alerts
-        self.log.info("screening skipped", report_id=report.report_id, skipped=screen.skipped)
-        return [
-            a.model_copy(
-                update={"evidence": [*a.evidence, *(s for s in screen.skipped if s not in a.evidence)]}
-            )
-            for a in alerts
-        ]
-
     async def handle(self, batch: Sequence[Entry], consumes: Consumes) -> None:
         ruleset = self.ruleset  # the set live when the batch began, whatever a reload does
         assert ruleset is not None
         settings = self.ctx.settings
         now = datetime.now(UTC)
         screening = await self.screening.current()  # rebuilt only when a list version changed
-        # Reviewed "not this party" decisions in force (published by the store of record).
-        screening = screening.with_exceptions(await self.exceptions.current(now))
         c = consumes
         alerts_stream = self._alert_streams[c.stream]
         commit = OwnedBatch(c.stream, c.group, settings.consumer)
         done: list[tuple[Entry, ImportReport, list[Verdict], float]] = []
+        unrecognised: dict[str, int] = {}  # entry id -> items the catalog could not classify
         buried: list[DeadLetter] = []
         for entry in batch:
             started = time.perf_counter()
             commit.entry(entry.id)
             try:
                 report = decode_report(entry, settings.max_report_bytes)
-                verdicts = explain(report, ruleset, now, screening)
+                facts, verdicts = examine(report, ruleset, now, screening)
+                unrecognised[entry.id] = len(facts.unrecognised)
             except BadMessage as error:
                 buried.append(DeadLetter(entry, str(error)))
                 continue
@@ -153,7 +132,7 @@ class RulesStage:
         pending: list[Pending] = [v.pending for _, _, vs, _ in done for v in vs if v.pending is not None]
         # Stored before the alerts are published; a redelivery replays the stored decisions.
         decided = iter(await state.decide(self.ctx.redis, settings.streams, pending, now))
-        published: list[tuple[Entry, str, list[Alert], float]] = []
+        published: list[tuple[Entry, str, list[Alert], float, list[dict[str, str]]]] = []
         for entry, report, verdicts, seconds in done:
             decisions = [next(decided) if v.pending is not None else None for v in verdicts]
             alerts: list[Alert] = []
@@ -166,16 +145,16 @@ class RulesStage:
             except Exception as error:  # a defect must not block the rest of the batch
                 buried.append(DeadLetter(entry, f"rule evaluation failed: {type(error).__name__}: {error}"))
                 continue
-            if screening.exceptions:
-                alerts = self._say_skipped(screening, report, alerts)
             for alert in alerts:
                 commit.add(entry.id, alerts_stream, alert_fields(alert))
-            published.append((entry, report.report_id, alerts, seconds))
+            # Rules an exception held back (a rule's own, or a reviewed "not this party"): logged.
+            held = [{"rule_id": v.rule_id, "by": v.suppressed_by} for v in verdicts if v.suppressed_by]
+            published.append((entry, report.report_id, alerts, seconds, held))
         for letter in buried:
             commit.add(letter.entry.id, c.dead_stream, deadletter.fields(self.name, c, letter))
         owned = await commit.commit(self.ctx.redis)
         # Logged after the commit, and only for what was ours: a line means "stored".
-        for entry, report_id, alerts, seconds in published:
+        for entry, report_id, alerts, seconds, held in published:
             if entry.id not in owned:
                 continue
             for a in alerts:
@@ -190,8 +169,13 @@ class RulesStage:
                     for a in alerts
                 ],
                 ms=round(seconds * 1000, 3),
+                **({"held_back": held} if held else {}),
             )
         deadletter.recorded(self.name, c, [d for d in buried if d.entry.id in owned])
+        if strange := sum(n for entry_id, n in unrecognised.items() if entry_id in owned):
+            # Counted per process for Prometheus and on the server for `tradewatch status`.
+            metrics.UNRECOGNISED_ITEMS.inc(strange)
+            await self.ctx.redis.incrby(settings.streams.key("rules", "unrecognised-items"), strange)
         if lost := [e.id for e in batch if e.id not in owned]:
             metrics.NOT_OURS.labels(self.name).inc(len(lost))
             self.log.warning(

@@ -42,17 +42,24 @@ def load(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
     format_: Annotated[
         str | None,
-        typer.Option("--format", help="un-xml or opensanctions-csv; default: from the file name"),
+        typer.Option(
+            "--format",
+            help="un-xml, ofac-sdn-xml, eu-xml, uk-xml, opensanctions-csv or ftm-json; default: from the content",
+        ),
     ] = None,
     list_name: Annotated[
         str | None,
-        typer.Option("--list", help="name of the list; default un-sc (UN XML) or opensanctions (CSV)"),
+        typer.Option(
+            "--list",
+            help="name of the list; default un-sc, ofac-sdn, eu-fsf, uk-sanctions or opensanctions by format",
+        ),
     ] = None,
 ) -> None:
     """Read a list file and make it the list in force, at once (readers never see half a list).
 
     Warns (on stderr) when the list is older than TRADEWATCH_SANCTIONS_MAX_AGE."""
     from services.sanctions.lists import (
+        DEFAULT_LIST_NAMES,
         ListFileError,
         ListFormat,
         detect_format,
@@ -67,11 +74,11 @@ def load(
         fmt = ListFormat(format_) if format_ else detect_format(file)
     except ValueError as error:
         fail(
-            str(error)
+            f"refused {file}: {error}"
             if isinstance(error, ListFileError)
-            else f"unknown format {format_!r}: use un-xml or opensanctions-csv"
+            else f"unknown format {format_!r}: use " + ", ".join(f.value for f in ListFormat)
         )
-    name = list_name or ("un-sc" if fmt is ListFormat.UN_XML else "opensanctions")
+    name = list_name or DEFAULT_LIST_NAMES[fmt]
     if not name.replace("-", "").replace("_", "").isalnum():
         fail(f"list name {name!r}: use letters, digits, - and _")
     try:
@@ -130,6 +137,7 @@ def screen(
 ) -> None:
     """Screen one name against the lists in force: listed entry, reference, alias, score."""
     from services.sanctions.store import ScreeningCache
+    from services.sanctions.vessels import imo_digits
 
     settings = load_settings()
 
@@ -138,6 +146,11 @@ def screen(
         fail("no sanctions lists loaded: run `tradewatch sanctions load FILE` first", 1)
     threshold = settings.sanctions_min_score if min_score is None else min_score
     found = index.search(name, threshold, lists_ or None).matches
+    if not found and (digits := imo_digits(name)):  # an IMO number: listed vessels
+        search = index.search_vessel(None, digits, threshold, lists_ or None)
+        found = search.matches
+        for note in search.notes:
+            typer.echo(note, err=True)
     if as_json:
         typer.echo(json.dumps([m.as_dict() for m in found], ensure_ascii=False, indent=2))
         return
@@ -147,6 +160,7 @@ def screen(
     for m in found:
         e = m.entry
         typer.echo(
-            f"{m.score:.3f}  {e.reference}  {e.name}  (alias {m.matched_alias!r}; "
-            f"{e.list_type or '-'}, listed {e.listed_on or '-'})"
+            f"{m.score:.3f}  {e.reference}  {e.name}  (alias {m.matched_alias!r}"
+            + (f", {m.note}" if m.note else "")
+            + f"; {e.list_type or '-'}, listed {e.listed_on or '-'})"
         )

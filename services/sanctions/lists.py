@@ -1,8 +1,11 @@
-"""Reading sanctions lists: the UN Security Council consolidated list (XML) and OpenSanctions CSV.
+"""Reading sanctions lists into one model, :class:`ListedEntry`.
 
-Both readers stream their file (the XML with ``iterparse``, each record cleared once read) and
-yield :class:`ListedEntry` records; a file that is not what it claims to be is refused with a
-:class:`ListFileError` that says where and why, before anything is stored.
+Formats: the UN Security Council consolidated list (XML) and OpenSanctions ``targets.simple.csv``
+here; OFAC's SDN list (classic ``sdn.xml``), the EU consolidated financial sanctions list (XML),
+the UK Sanctions List (XML) and OpenSanctions FollowTheMoney JSON lines in
+:mod:`services.sanctions.formats`. Every reader streams its file (XML with ``iterparse``, each
+record cleared once read; JSON and CSV line by line); a file that is not what it claims to be is
+refused with a :class:`ListFileError` that says where and why, before anything is stored.
 """
 
 from __future__ import annotations
@@ -32,6 +35,34 @@ class ListFileError(ValueError):
 class ListFormat(StrEnum):
     UN_XML = "un-xml"
     OPENSANCTIONS_CSV = "opensanctions-csv"
+    OFAC_SDN_XML = "ofac-sdn-xml"
+    EU_XML = "eu-xml"
+    UK_XML = "uk-xml"
+    FTM_JSON = "ftm-json"
+
+
+DEFAULT_LIST_NAMES = {
+    ListFormat.UN_XML: "un-sc",
+    ListFormat.OPENSANCTIONS_CSV: "opensanctions",
+    ListFormat.OFAC_SDN_XML: "ofac-sdn",
+    ListFormat.EU_XML: "eu-fsf",
+    ListFormat.UK_XML: "uk-sanctions",
+    ListFormat.FTM_JSON: "opensanctions",
+}
+"""The name a list gets at load when ``--list`` is not given."""
+
+# Formats whose file says when it was made (the list's age counts from then).
+_DATED_FORMATS = frozenset({ListFormat.UN_XML, ListFormat.OFAC_SDN_XML, ListFormat.EU_XML, ListFormat.UK_XML})
+
+
+class Identifier(StrictModel):
+    """A number that identifies a listed party whatever its name: an IMO number for a vessel."""
+
+    kind: str = Field(description="imo (vessel IMO number, 7 digits), or the list's own type of number")
+    value: str
+
+
+Kind = Literal["entity", "person", "vessel", "other"]
 
 
 class ListedEntry(StrictModel):
@@ -39,18 +70,27 @@ class ListedEntry(StrictModel):
 
     id: str = Field(description="the list's own record id (UN DATAID, OpenSanctions id)")
     reference: str = Field(description="reference number (UN KPe.016), else the record id")
-    kind: Literal["entity", "person", "other"]
+    kind: Kind
     name: str
     aliases: list[str] = Field(default_factory=list)
     original_script: list[str] = Field(default_factory=list, description="names in their own script")
+    previous_names: list[str] = Field(default_factory=list, description="former names (of a vessel)")
+    identifiers: list[Identifier] = Field(default_factory=list, description="IMO numbers and the like")
     list_type: str | None = Field(default=None, description="UN_LIST_TYPE (DPRK) or programme ids")
+    programs: list[str] = Field(
+        default_factory=list, description="the programmes or regimes it is listed under"
+    )
     listed_on: str | None = None
     tags: list[str] = Field(default_factory=list, description="names a rule's `lists:` can select")
 
+    @property
+    def imo_numbers(self) -> list[str]:
+        return [i.value for i in self.identifiers if i.kind == "imo"]
+
     def names(self) -> list[str]:
-        """Every name to match against: the name, aliases, names in original script."""
+        """Every name to match against: the name, aliases, names in original script, former names."""
         seen: dict[str, None] = {}
-        for name in [self.name, *self.aliases, *self.original_script]:
+        for name in [self.name, *self.aliases, *self.original_script, *self.previous_names]:
             if name.strip():
                 seen.setdefault(" ".join(name.split()), None)
         return list(seen)
@@ -83,10 +123,11 @@ class ListAge:
 
 def list_age(meta: ListMeta, now: datetime | None = None) -> ListAge:
     """From the list's own date of generation where its format has one (the UN XML's
-    ``dateGenerated``), else from the time it was loaded. (An OpenSanctions export says when
+    ``dateGenerated``, OFAC's ``Publish_Date``, the EU's ``generationDate``, the UK list's
+    ``DateGenerated``), else from the time it was loaded. (An OpenSanctions export says when
     its entries last changed, not when it was made: a quiet list is not an old one.)"""
     now = now or datetime.now(UTC)
-    generated = _instant(meta.date) if meta.format is ListFormat.UN_XML else None
+    generated = _instant(meta.date) if meta.format in _DATED_FORMATS else None
     if generated is not None:
         return ListAge((now - generated).total_seconds(), f"generated {generated.date().isoformat()}")
     loaded = _instant(meta.loaded_at) or now
@@ -129,6 +170,21 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.casefold()).strip("-")
 
 
+def regime_tags(programmes: list[str]) -> list[str]:
+    """``dprk`` for an entry listed under a DPRK regime on any list (UN DPRK, OFAC DPRK, DPRK2-4,
+    the EU's PRK, the UK's Democratic People's Republic of Korea, OpenSanctions' un-sc1718...), so
+    one rule can select the DPRK listings of every list in force."""
+    return ["dprk"] if any(_dprk(p) for p in programmes if p) else []
+
+
+def _dprk(programme: str) -> bool:
+    text = programme.casefold()
+    if "north korea" in text or re.search(r"democratic people.?s republic of korea", text):
+        return True
+    words = re.split(r"[^a-z0-9]+", text)
+    return any(w.startswith("dprk") or w in ("prk", "kp") or "1718" in w for w in words)
+
+
 _PARENTHESIS = re.compile(r"\s*\(([^()]{1,40})\)\s*")
 
 
@@ -155,23 +211,23 @@ def _sha256(path: Path) -> str:
 
 
 def detect_format(path: Path) -> ListFormat:
-    suffix = path.suffix.casefold()
-    if suffix == ".xml":
-        return ListFormat.UN_XML
-    if suffix == ".csv":
-        return ListFormat.OPENSANCTIONS_CSV
-    raise ListFileError(
-        f"{path}: cannot tell the format from the name; give --format un-xml or opensanctions-csv"
-    )
+    """The format, from the file's first bytes (its root element, its CSV header, a JSON object)."""
+    from services.sanctions.formats import sniff
+
+    return sniff(path)
 
 
 def read_list(path: Path, list_name: str, fmt: ListFormat | None = None) -> ParsedList:
-    fmt = fmt or detect_format(path)
     if not path.is_file():
         raise ListFileError(f"{path}: no such file")
+    fmt = fmt or detect_format(path)
     if fmt is ListFormat.UN_XML:
         return read_un_xml(path, list_name)
-    return read_opensanctions_csv(path, list_name)
+    if fmt is ListFormat.OPENSANCTIONS_CSV:
+        return read_opensanctions_csv(path, list_name)
+    from services.sanctions.formats import READERS
+
+    return READERS[fmt](path, list_name)
 
 
 # ---------------------------------------------------------------- UN consolidated list (XML)
@@ -203,6 +259,7 @@ def _un_entry(elem: Element, list_name: str, position: int) -> ListedEntry:
     original = [n for n in split_names(_text(elem, "NAME_ORIGINAL_SCRIPT")) if n]
     list_type = _text(elem, "UN_LIST_TYPE") or None
     tags = [list_name] + ([f"un-{_slug(list_type)}"] if list_type else [])
+    tags += regime_tags([list_type or ""])
     return ListedEntry(
         id=dataid,
         reference=_text(elem, "REFERENCE_NUMBER") or dataid,
@@ -211,6 +268,7 @@ def _un_entry(elem: Element, list_name: str, position: int) -> ListedEntry:
         aliases=aliases,
         original_script=original,
         list_type=list_type,
+        programs=[list_type] if list_type else [],
         listed_on=_text(elem, "LISTED_ON") or None,
         tags=sorted(set(tags)),
     )
@@ -322,7 +380,7 @@ def read_opensanctions_csv(path: Path, list_name: str) -> ParsedList:
                 original = [a for a in aliases if not _latin(a)]
                 programs = _split(row.get("program_ids") or "")
                 datasets = _split(row.get("dataset") or "")
-                tags = {list_name, *(_slug(p) for p in programs)}
+                tags = {list_name, *(_slug(p) for p in programs), *regime_tags(programs)}
                 changed = (row.get("last_change") or row.get("last_seen") or "").strip()
                 latest = max(latest, changed)
                 parsed.entries.append(
@@ -334,6 +392,7 @@ def read_opensanctions_csv(path: Path, list_name: str) -> ParsedList:
                         aliases=[a for a in aliases if a not in original],
                         original_script=original,
                         list_type=";".join(programs or datasets) or None,
+                        programs=programs,
                         listed_on=(row.get("first_seen") or "")[:10] or None,
                         tags=sorted(tags),
                     )

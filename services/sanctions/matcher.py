@@ -1,9 +1,17 @@
-"""Screening a report: its importer, its exporter and the organisation names in its text.
+"""Screening a report: its importer, its exporter, the organisation names in its text, its vessels.
 
 Names in free text are found as runs of capitalised words (``Korea Ryonha Machinery J/V Co.``),
 each tried whole and in its shorter spans; Chinese and Korean runs are tried as they stand.
+Vessels are the report's own (``vessels``: name and IMO number) and the IMO numbers its text
+gives (``IMO 8660313``, ``IMO No. 8660313``, ``IMO: 8660313``); a number with a wrong check digit
+is said so in the evidence and never matched.
 The work is done once per report (:class:`PartyScreen`, cached) whatever the number of rules
 asking; :func:`party_test` turns a rule's ``party:`` condition into evidence a person can check.
+
+Reviewed exceptions (the index's ``exceptions``: a name and a listed entry, who decided, why,
+until when) are honoured: such a match holds no condition, and where it alone would have made a
+rule fire, the rule is shown as held back with ``screening skipped NAME against ENTRY: exception
+by WHO until DATE (WHY)``.
 """
 
 from __future__ import annotations
@@ -11,11 +19,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from schemas.report import ImportReport
-from schemas.sanctions import PartyCondition, PartyRole
-from services.sanctions.index import Match, ScreeningIndex
-from services.sanctions.normalise import LEGAL_WORDS, WEAK_WORDS, fold
+from schemas.sanctions import PartyCondition, PartyRole, ScreeningException
+from services.sanctions.index import PARTY_KINDS, Exceptions, Match, ScreeningIndex
+from services.sanctions.normalise import LEGAL_WORDS, WEAK_WORDS, compact, core, fold, key_tokens
+from services.sanctions.vessels import find_imo_numbers
 
 SCREEN_FLOOR = 0.75
 """Matches below this score are never kept: no rule or command asks for less."""
@@ -115,19 +125,51 @@ def candidate_names(text: str) -> list[str]:
     return list(seen.values())
 
 
+def exception_key(name: str) -> str:
+    """The key a reviewed exception is kept under: the name as screening keys it, so the ways of
+    writing one name (Co., Ltd., J/V, spacing, romanisation) share one exception."""
+    return compact(core(key_tokens(name))) or " ".join(name.split()).casefold()
+
+
+def exceptions_from(items: list[ScreeningException]) -> Exceptions:
+    return Exceptions({(exception_key(e.name), e.entry): e for e in items})
+
+
+_ROLE_WORDS = {
+    "importer": "importer",
+    "exporter": "exporter",
+    "text": "named in the text:",
+    "vessel": "vessel",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class PartyMatch:
     role: PartyRole
     match: Match
+    skipped: ScreeningException | None = None
+    """A reviewed exception that holds for this name and entry: the match is shown, not acted on."""
 
     def evidence(self) -> str:
         m, e = self.match, self.match.entry
-        where = {"importer": "importer", "exporter": "exporter", "text": "named in the text:"}[self.role]
+        if self.skipped is not None:
+            x = self.skipped
+            until = x.expires.date().isoformat() if x.expires else "further notice"
+            return (
+                f'screening skipped "{m.query}" against {e.reference} {e.name}: exception by {x.by} '
+                f"until {until} ({x.reason})"
+            )
         listed = ", ".join(p for p in (e.list_type, f"listed {e.listed_on}" if e.listed_on else "") if p)
+        by_number = m.note.startswith("IMO ")
+        how = f" ({m.note})" if m.note and not by_number else ""
+        if by_number:
+            what = f"the same IMO number ({m.note})"
+        else:
+            what = f'{"former name" if m.matched_alias in e.previous_names else "alias"} "{m.matched_alias}"'
         return (
-            f'{where} "{m.query}" matches {e.reference} {e.name}'
+            f'{_ROLE_WORDS[self.role]} "{m.query}"{how} matches {e.reference} {e.name}'
             + (f" ({listed})" if listed else "")
-            + f': alias "{m.matched_alias}", score {m.score:.2f}'
+            + f": {what}, score {m.score:.2f}"
         )
 
 
@@ -137,10 +179,11 @@ class PartyScreen:
 
     index: ScreeningIndex
     report: ImportReport
+    now: datetime | None = None
     comparisons: int = 0
+    notes: list[str] = field(default_factory=list)
+    """What was not matched and why (an IMO number with a wrong check digit)."""
     _found: list[PartyMatch] | None = field(default=None, repr=False)
-    skipped: list[str] = field(default_factory=list)
-    """What the exceptions in force (``index.exceptions``) made screening skip, in words."""
 
     def names(self) -> Iterator[tuple[PartyRole, str]]:
         if self.report.importer:
@@ -151,59 +194,108 @@ class PartyScreen:
             for name in candidate_names(self.report.text):
                 yield "text", name
 
+    def vessels(self) -> Iterator[tuple[PartyRole, str | None, str | None]]:
+        """(role, name, IMO number as written): the report's vessels, then the text's numbers."""
+        given: set[str] = set()
+        for vessel in self.report.vessels:
+            if vessel.imo:
+                given.add(vessel.imo)
+            yield "vessel", vessel.name, vessel.imo
+        if self.report.text:
+            for mention in find_imo_numbers(self.report.text):
+                if mention.digits not in given:
+                    yield "vessel", None, mention.written
+
+    def _keep(self, found: dict[tuple[PartyRole, str], PartyMatch], role: PartyRole, match: Match) -> None:
+        now = self.now or datetime.now(UTC)
+        skipped = (
+            self.index.exceptions.find(exception_key(match.query), match.entry, now)
+            if len(self.index.exceptions)
+            else None
+        )
+        key = (role, match.entry.reference)
+        if key not in found or match.score > found[key].match.score:
+            found[key] = PartyMatch(role, match, skipped)
+
     def found(self) -> list[PartyMatch]:
         if self._found is None and not len(self.index):
             self._found = []  # no lists loaded: nothing to look for
         if self._found is None:
             found: dict[tuple[PartyRole, str], PartyMatch] = {}
             for role, name in self.names():
-                search = self.index.search(name, SCREEN_FLOOR)
+                search = self.index.search(name, SCREEN_FLOOR, kinds=PARTY_KINDS)
                 self.comparisons += search.comparisons
                 for match in search.matches:
-                    key = (role, match.entry.reference)
-                    if key not in found or match.score > found[key].match.score:
-                        found[key] = PartyMatch(role, match)
+                    self._keep(found, role, match)
             if self.report.text:  # Chinese and Korean names inside longer runs: by exact key
                 for match in self.index.find_in_text(self.report.text):
-                    found.setdefault(("text", match.entry.reference), PartyMatch("text", match))
-            kept = sorted(found.values(), key=lambda p: (-p.match.score, p.match.entry.reference))
-            self._found = self._skip_excepted(kept) if self.index.exceptions else kept
+                    if match.entry.kind in PARTY_KINDS and ("text", match.entry.reference) not in found:
+                        self._keep(found, "text", match)
+            for role, vessel_name, imo in self.vessels():
+                search = self.index.search_vessel(vessel_name, imo, SCREEN_FLOOR)
+                self.comparisons += search.comparisons
+                self.notes += [n for n in search.notes if n not in self.notes]
+                for match in search.matches:
+                    self._keep(found, role, match)
+            self._found = sorted(found.values(), key=lambda p: (-p.match.score, p.match.entry.reference))
         return self._found
 
-    def _skip_excepted(self, found: list[PartyMatch]) -> list[PartyMatch]:
-        kept = []
-        for hit in found:
-            m = hit.match
-            cover = next((e for e in self.index.exceptions if e.covers(m.query, m.entry.reference)), None)
-            if cover is None:
-                kept.append(hit)
-                continue
-            where = {"importer": "importer", "exporter": "exporter", "text": "the name in the text"}[hit.role]
-            line = cover.says(f'{where} "{m.query}"')
-            if line not in self.skipped:
-                self.skipped.append(line)
-        return kept
-
-    def matches(self, cond: PartyCondition) -> list[PartyMatch]:
-        wanted = frozenset(cond.lists)
+    def _wanted(self, cond: PartyCondition) -> list[PartyMatch]:
+        lists = frozenset(cond.lists)
         roles = frozenset(cond.roles)
         return [
             p
             for p in self.found()
             if p.role in roles
             and p.match.score >= cond.min_score
-            and not wanted.isdisjoint(p.match.entry.tags)
+            and ("any" in lists or not lists.isdisjoint(p.match.entry.tags))
         ]
+
+    def matches(self, cond: PartyCondition) -> list[PartyMatch]:
+        """The matches that hold the condition (reviewed exceptions left out)."""
+        return [p for p in self._wanted(cond) if p.skipped is None]
+
+    def skipped(self, cond: PartyCondition) -> list[PartyMatch]:
+        """The matches a reviewed exception holds back from the condition."""
+        return [p for p in self._wanted(cond) if p.skipped is not None]
+
+    def skip_lines(self) -> list[str]:
+        """Every match a reviewed exception held back, as evidence lines."""
+        return [p.evidence() for p in self.found() if p.skipped is not None]
+
+    def ignoring_exceptions(self) -> PartyScreen:
+        """The same screen as if no exception had been reviewed (to tell whether one held a rule back)."""
+        found = [PartyMatch(p.role, p.match) for p in self.found()]
+        return PartyScreen(self.index, self.report, self.now, self.comparisons, list(self.notes), found)
+
+    def vessel_notes(self, cond: PartyCondition) -> list[str]:
+        return list(self.notes) if "vessel" in cond.roles or "text" in cond.roles else []
 
 
 def party_test(cond: PartyCondition) -> Callable[[PartyScreen | None], list[str] | None]:
-    """The ``party:`` condition as a test on a report's screen: evidence lines, or None."""
+    """The ``party:`` condition as a test on a report's screen: evidence lines, or None. Matches
+    held back by a reviewed exception and IMO numbers that could not be matched are named beside
+    the matches that hold."""
 
     def test(screen: PartyScreen | None) -> list[str] | None:
         if screen is None:
             return None
         hits = screen.matches(cond)
-        # What an exception skipped is said beside what still matched.
-        return [*(hit.evidence() for hit in hits), *screen.skipped] if hits else None
+        if not hits:
+            return None
+        return [
+            *(hit.evidence() for hit in hits),
+            *(hit.evidence() for hit in screen.skipped(cond)),
+            *screen.vessel_notes(cond),
+        ]
 
     return test
+
+
+def party_skips(cond: PartyCondition) -> Callable[[PartyScreen | None], list[str]]:
+    """What reviewed exceptions held back from the condition: evidence lines."""
+
+    def skips(screen: PartyScreen | None) -> list[str]:
+        return [hit.evidence() for hit in screen.skipped(cond)] if screen is not None else []
+
+    return skips

@@ -24,6 +24,7 @@ import re
 import unicodedata
 from functools import lru_cache
 
+from services.sanctions.korean import fold_hangul, has_hangul
 from services.textmatch import CJK_RUN, is_cjk, normalise
 
 # Legal forms and generic words of company names (after folding). Multi-word forms first.
@@ -81,6 +82,11 @@ LEGAL_WORDS = frozenset(
         "hwesa",
         "chonghoesa",
         "kongsa",
+        "habyong",
+        "hapyong",
+        "habyeong",
+        "hapyeong",
+        "hapjak",
     ]
 )
 # Chinese and Korean legal forms, longest first (no spaces between words in these scripts).
@@ -98,11 +104,20 @@ _CJK_LEGAL = (
     "会社",
     "주식회사",
     "합영회사",
+    "합작회사",
     "무역회사",
+    "무역총회사",
     "총회사",
     "유한회사",
     "회사",
+    "합영",
+    "합작",
+    "무역",
+    "贸易",
+    "合营",
 )
+# Words for "Korea" before a Chinese or Korean name (the Latin ones are WEAK_WORDS).
+_CJK_KOREA = ("조선", "朝鲜", "북한", "北韩")
 # Words too common in DPRK names to tell two of them apart ("Korea" is in half the list).
 WEAK_WORDS = frozenset(
     [
@@ -124,8 +139,8 @@ WEAK_WORDS = frozenset(
 
 # Traditional characters common in company names -> simplified (not a full converter).
 _TRAD_TO_SIMP = str.maketrans(
-    "國貿聯連機會華務長門業發開術協東號產進電鐵鋼運輸輪廠實總貨亞際營灣鮮島銀經濟礦資設備裝製幹龍鳳紅綠興強達遠氣韓鴨學軍農藝漁貝臺萬與專車輛",
-    "国贸联连机会华务长门业发开术协东号产进电铁钢运输轮厂实总货亚际营湾鲜岛银经济矿资设备装制干龙凤红绿兴强达远气韩鸭学军农艺渔贝台万与专车辆",
+    "國貿聯連機會華務長門業發開術協東號產進電鐵鋼運輸輪廠實總貨亞際營灣鮮島銀經濟礦資設備裝製幹龍鳳紅綠興強達遠氣韓鴨學軍農藝漁貝臺萬與專車輛鴻",
+    "国贸联连机会华务长门业发开术协东号产进电铁钢运输轮厂实总货亚际营湾鲜岛银经济矿资设备装制干龙凤红绿兴强达远气韩鸭学军农艺渔贝台万与专车辆鸿",
 )
 
 _APOSTROPHES = re.compile(r"[\'’‘`´ʼʻ]")
@@ -137,6 +152,7 @@ def fold(text: str) -> str:
     """Case, accents, apostrophes, punctuation and spacing folded; tokens separated by one space."""
     text = normalise(text).translate(_TRAD_TO_SIMP)
     text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    text = unicodedata.normalize("NFC", text)  # Hangul syllables back together (NFKD split them into jamo)
     text = _APOSTROPHES.sub("", text).replace("&", " and ").replace("#", " ")
     text = _NON_WORD.sub(" ", text).replace("_", " ")
     # Split CJK runs from Latin letters and digits beside them: "ryonha朝鲜" -> "ryonha 朝鲜".
@@ -168,6 +184,20 @@ ABBREVIATIONS = {
     "engg": "engineering",
     "equip": "equipment",
     "mach": "machinery",
+    "banking": "bank",
+    "commission": "committee",
+    # Korean words of company names as romanised, read as the English word listings use.
+    "unhaeng": "bank",
+    "eunhaeng": "bank",
+    "muyok": "trading",
+    "muyeok": "trading",
+    "haeun": "shipping",
+    "kigye": "machinery",
+    "gigye": "machinery",
+    "kikye": "machinery",
+    "yonhap": "united",
+    "ryonhap": "united",
+    "yeonhap": "united",
 }
 
 
@@ -179,16 +209,47 @@ def strip_legal(tokens: list[str]) -> list[str]:
     for phrase in _LEGAL_PHRASES:
         text = text.replace(f" {phrase} ", " ")
     kept = []
-    for token in text.split():
+    for token in _joined_cjk(text.split()):
         if token in LEGAL_WORDS:
             continue
         if is_cjk(token[0]):
-            for form in _CJK_LEGAL:
-                if token.endswith(form) and len(token) > len(form):
-                    token = token[: -len(form)]
-                    break
+            token = _cjk_core(token)
+            if not token:
+                continue
         kept.append(token)
     return kept or tokens
+
+
+def _joined_cjk(tokens: list[str]) -> list[str]:
+    """Neighbouring Chinese or Korean tokens as one: spacing in Korean is free, Chinese has none."""
+    out: list[str] = []
+    for token in tokens:
+        if out and is_cjk(token[0]) and is_cjk(out[-1][-1]):
+            out[-1] += token
+        else:
+            out.append(token)
+    return out
+
+
+def _cjk_core(token: str) -> str:
+    """A Chinese or Korean name without its legal forms at the end (repeatedly: 무역총회사), the
+    word for Korea before it (조선련하기계 -> 련하기계) and, in Hangul, the initial-sound law
+    folded (련하 = 연하)."""
+    changed = True
+    while changed:
+        changed = False
+        for form in _CJK_LEGAL:
+            if token.endswith(form) and len(token) > len(form):
+                token = token[: -len(form)]
+                changed = True
+                break
+    for korea in _CJK_KOREA:
+        if token.startswith(korea) and len(token) > len(korea) + 1:
+            token = token[len(korea) :]
+            break
+    if token in _CJK_LEGAL:
+        return ""
+    return fold_hangul(token) if has_hangul(token) else token
 
 
 _PHONETIC_STEPS = (

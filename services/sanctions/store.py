@@ -5,6 +5,8 @@ Keys (under the namespace):
 - ``sanctions:current``: hash, list name -> version in force (the pointer).
 - ``sanctions:list:<name>:<version>:entries``: hash, record id -> entry JSON.
 - ``sanctions:list:<name>:<version>:meta``: the list's date, version, source, digest, count.
+- ``sanctions:exceptions``: hash, any field (an id) -> a reviewed exception as JSON
+  (:class:`schemas.sanctions.ScreeningException`), written by the store of record; read here.
 
 A load writes the new version's keys first (with an expiry, so a load that dies half-way leaves
 nothing behind for long), then in one MULTI/EXEC makes them permanent, moves the pointer and
@@ -15,17 +17,21 @@ immutable version keys: it sees the old list or the new one, never half of eithe
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import redis.asyncio as aredis
+from pydantic import ValidationError
 from redis.exceptions import WatchError
 
+from schemas.sanctions import ScreeningException
 from schemas.streams import StreamNames
 from services.logging import get_logger
 from services.sanctions.index import ScreeningIndex
 from services.sanctions.lists import ListedEntry, ListFormat, ListMeta, ParsedList, too_old
+from services.sanctions.matcher import exceptions_from
 from services.settings import Settings
 from services.wire import as_text
 
@@ -62,6 +68,31 @@ class SanctionsStore:
 
     def meta_key(self, name: str, version: str) -> str:
         return self.key("sanctions", "list", name, version, "meta")
+
+    @property
+    def exceptions_key(self) -> str:
+        return self.key("sanctions", "exceptions")
+
+    async def put_exception(self, field: str, exception: ScreeningException) -> None:
+        """Store one reviewed exception (as the store of record does)."""
+        await self.redis.hset(self.exceptions_key, field, exception.model_dump_json(exclude_none=True))
+
+    async def exceptions(self) -> tuple[str, list[ScreeningException], list[str]]:
+        """The reviewed exceptions, a digest of them (unchanged: nothing to redo) and the problems
+        of fields that are not a valid exception (left out, each named)."""
+        raw = await self.redis.hgetall(self.exceptions_key)
+        digest = hashlib.sha256()
+        found: list[ScreeningException] = []
+        problems: list[str] = []
+        for field_, value in sorted((as_text(f), as_text(v)) for f, v in raw.items()):
+            digest.update(f"{field_}\0{value}\0".encode())
+            try:
+                found.append(ScreeningException.model_validate_json(value))
+            except ValidationError as error:
+                problems.append(
+                    f"{self.exceptions_key} field {as_text(field_)!r}: {error.errors()[0]['msg']}"
+                )
+        return digest.hexdigest(), found, problems
 
     async def save(self, name: str, fmt: ListFormat, source: str, parsed: ParsedList) -> Loaded:
         version = parsed.version
@@ -155,6 +186,7 @@ class ScreeningCache:
         self.max_age = settings.sanctions_max_age
         self.index: ScreeningIndex | None = None
         self.recheck = recheck
+        self._exceptions_digest = ""
         self._next_check = 0.0
         self.log = get_logger(component="sanctions")
 
@@ -164,19 +196,38 @@ class ScreeningCache:
         self._next_check = time.monotonic() + self.recheck
         pointers = await self.store.pointers()
         if self.index is not None and self.index.version == signature(pointers):
+            await self._exceptions(self.index)
             return self.index
+        index = await self._build()
+        self._exceptions_digest = ""
+        await self._exceptions(index)
+        self.index = index
+        return index
+
+    async def _exceptions(self, index: ScreeningIndex) -> None:
+        """The reviewed exceptions in force, read again when they changed."""
+        digest, found, problems = await self.store.exceptions()
+        if digest == self._exceptions_digest:
+            return
+        self._exceptions_digest = digest
+        index.exceptions = exceptions_from(found)
+        for problem in problems:
+            self.log.warning("sanctions exception refused", problem=problem)
+        self.log.info("sanctions exceptions loaded", exceptions=len(found))
+
+    async def _build(self) -> ScreeningIndex:
         pointers, entries = await self.store.read()
         version = signature(pointers)
-        self.index = await asyncio.to_thread(ScreeningIndex.build, entries, version, self.candidates)
+        index = await asyncio.to_thread(ScreeningIndex.build, entries, version, self.candidates)
         self.log.info(
             "sanctions lists loaded"
             if pointers
             else "no sanctions lists loaded: party conditions never hold",
             lists=pointers,
-            entries=len(self.index),
-            names=len(self.index.names),
+            entries=len(index),
+            names=len(index.names),
         )
         for meta in await self.store.lists():
             if (warning := too_old(meta, self.max_age)) is not None:
                 self.log.warning("sanctions list too old", list=meta.list, date=meta.date, warning=warning)
-        return self.index
+        return index

@@ -15,6 +15,7 @@ schema of its own within a shared database.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -31,6 +32,10 @@ from services.store.models import AuditHead
 
 if TYPE_CHECKING:
     from services.settings import Settings
+
+# aiosqlite logs every statement at debug level from its own thread: noise (and SQL) that would
+# cut into the lines of the event loop's thread on a shared stderr. Its warnings still show.
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
 """How long a writer waits for the SQLite file's write lock before it gives up."""

@@ -15,7 +15,7 @@ from services.casework import screening, users
 from services.casework.access import AccessRefused, Refused
 from services.casework.records import record_alerts
 from services.casework.workflow import CaseFilter, Casework
-from services.sanctions import exceptions as published
+from services.sanctions.store import SanctionsStore
 from services.settings import Settings
 from services.store import Store, audit
 from services.store.models import AuditEntry, CaseState, Outcome
@@ -340,13 +340,14 @@ async def test_screening_exceptions_kept_published_and_revoked(
 
     client = server.client(server.resolve(settings))
     try:
-        assert await screening.publish(store, client, settings.streams) == 1
-        (doc,) = raw_redis.hvals(published.key(settings.streams))
+        assert await screening.publish(store, client, settings) == 1
+        key = SanctionsStore(client, settings).exceptions_key
+        (doc,) = raw_redis.hvals(key)
         assert json.loads(doc)["name"] == "Ryonha Trading Co."
         assert json.loads(doc)["by"] == "rita"
         await screening.revoke(store, "rob", kept.id, "the panel listed it after all")
-        assert await screening.publish(store, client, settings.streams) == 0
-        assert raw_redis.hlen(published.key(settings.streams)) == 0
+        assert await screening.publish(store, client, settings) == 0
+        assert raw_redis.hlen(key) == 0
     finally:
         await client.aclose()
     assert await screening.listed(store, "vera") == []

@@ -9,10 +9,14 @@ import pytest
 import redis
 
 from schemas.alert import Alert
+from services import metrics
+from services.ops.status import snapshot
 from services.rules import engine
 from services.rules.stage import RulesStage
+from services.runtime import Context
 from services.settings import Settings
 from tests.fixtures.news_facts import EXPECTED_RULES, NEWS_REPORT
+from tests.fixtures.readme_example import readme_http_example
 from tests.pipeline import run_burst
 
 
@@ -100,3 +104,34 @@ async def test_a_defect_building_a_fired_alert_dead_letters_only_its_report(
     assert {a.rule_id for a in alerts} >= EXPECTED_RULES
     groups = {g["name"].decode(): g for g in raw_redis.xinfo_groups(names.reports)}
     assert groups["rules"]["pending"] == 0
+
+
+async def test_a_report_with_only_text_fires_on_its_goods_and_unrecognised_items_are_counted(
+    settings: Settings, raw_redis: redis.Redis, ctx: Context
+) -> None:
+    # The README's HTTP example, as any producer would XADD it: text, no items.
+    names = settings.streams
+    raw_redis.xadd(names.reports, {"report": json.dumps(readme_http_example())})
+    odd = {
+        "report_id": "odd-1",
+        "source": "partner",
+        "destination_country": "KP",
+        "items": [{"description": "lathes"}, {"description": "assorted widgets, model ZX-9"}],
+    }
+    raw_redis.xadd(names.reports, {"report": json.dumps(odd)})
+    counted = metrics.REGISTRY.get_sample_value("tradewatch_unrecognised_items_total") or 0.0
+
+    await run_burst(settings, lambda c: [RulesStage(c)])
+
+    alerts = [Alert.model_validate_json(f[b"alert"]) for _, f in raw_redis.xrange(names.alerts)]
+    machinery = next(a for a in alerts if a.report_id == "p-1" and a.rule_id == "unscr2397-machinery")
+    assert machinery.severity == "critical"  # second-hand machinery
+    [lathes] = machinery.matched_items
+    assert (lathes.description, lathes.hs_code) == ("lathes (used)", "8458")
+    assert (lathes.quote, lathes.marks) == ("used lathes", [(0, 4), (5, 11)])
+    odd_alerts = [a for a in alerts if a.report_id == "odd-1"]
+    assert odd_alerts
+    assert all(a.unrecognised == ["assorted widgets, model ZX-9"] for a in odd_alerts)
+    assert raw_redis.get(names.key("rules", "unrecognised-items")) == b"1"
+    assert metrics.REGISTRY.get_sample_value("tradewatch_unrecognised_items_total") == counted + 1
+    assert (await snapshot(ctx.redis, settings, with_workers=False)).unrecognised_items == 1

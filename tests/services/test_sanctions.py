@@ -195,3 +195,110 @@ async def test_a_report_from_a_listed_importer_alerts_with_entry_reference_alias
     assert "KOREA RYONHA MACHINERY JOINT VENTURE CORPORATION" in evidence
     assert 'alias "KOREA RYONHA MACHINERY JOINT VENTURE CORPORATION", score 1.00' in evidence
     assert {a.rule_id for a in alerts} >= {"unscr2397-machinery", "un-listed-party"}
+
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "sanctions"
+
+
+@pytest.mark.parametrize(
+    ("file", "list_name", "entries"),
+    [
+        ("ofac-sdn-sample.xml", "ofac-sdn", 4),
+        ("eu-fsf-sample.xml", "eu-fsf", 3),
+        ("uk-sanctions-list-sample.xml", "uk-sanctions", 3),
+        ("opensanctions-entities.ftm.json", "opensanctions", 3),
+    ],
+)
+def test_each_format_loads_from_its_content_and_a_wrong_file_leaves_it_in_force(
+    settings: Settings, tmp_path: Path, file: str, list_name: str, entries: int
+) -> None:
+    runner = CliRunner()
+    env = cli_env(settings)
+    loaded = runner.invoke(app, ["sanctions", "load", str(DATA / file)], env=env)
+    assert loaded.exit_code == 0, loaded.output
+    summary = json.loads(loaded.stdout)
+    assert (summary["list"], summary["entries"]) == (list_name, entries)
+    # The same name given to a file of another format, forced as this one: refused, list kept.
+    other = DATA / ("eu-fsf-sample.xml" if file != "eu-fsf-sample.xml" else "ofac-sdn-sample.xml")
+    fmt = {
+        "ofac-sdn": "ofac-sdn-xml",
+        "eu-fsf": "eu-xml",
+        "uk-sanctions": "uk-xml",
+        "opensanctions": "ftm-json",
+    }
+    refused = runner.invoke(
+        app, ["sanctions", "load", str(other), "--format", fmt[list_name], "--list", list_name], env=env
+    )
+    assert refused.exit_code == 1
+    assert f"refused {other}" in refused.stderr
+    lists = [
+        json.loads(line) for line in runner.invoke(app, ["sanctions", "lists"], env=env).stdout.splitlines()
+    ]
+    assert [(m["list"], m["entries"], m["version"]) for m in lists] == [
+        (list_name, entries, summary["version"])
+    ]
+    if list_name == "ofac-sdn":
+        screened = runner.invoke(app, ["sanctions", "screen", "IMO 8660313", "--json"], env=env)
+        assert json.loads(screened.stdout)[0]["name"] == "CHON MA SAN"
+        hangul = runner.invoke(app, ["sanctions", "screen", "조선련하기계합영회사", "--json"], env=env)
+        assert json.loads(hangul.stdout)[0]["reference"] == "OFAC-90001"
+
+
+async def test_reviewed_exceptions_are_read_from_the_redis_hash(ctx: Context, raw_redis: redis.Redis) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from schemas.sanctions import ScreeningException
+
+    store = SanctionsStore(ctx.redis, ctx.settings)
+    await store.save("un-sc", ListFormat.UN_XML, str(SAMPLE_XML), read_list(SAMPLE_XML, "un-sc"))
+    cache = ScreeningCache(ctx.redis, ctx.settings, recheck=0)
+    assert len((await cache.current()).exceptions) == 0
+    expires = datetime.now(UTC) + timedelta(days=10)
+    # As the store of record writes it: one JSON object per field of <ns>:sanctions:exceptions.
+    raw_redis.hset(
+        f"{ctx.settings.namespace}:sanctions:exceptions",
+        "exc-1",
+        json.dumps(
+            {
+                "name": "Daedong Credit Bank",
+                "entry": "KPe.023",
+                "by": "k.lee",
+                "reason": "a bank in Seoul",
+                "expires": expires.isoformat(),
+            }
+        ),
+    )
+    raw_redis.hset(f"{ctx.settings.namespace}:sanctions:exceptions", "broken", "{}")
+    index = await cache.current()
+    assert len(index.exceptions) == 1
+    found = index.exceptions.by_key
+    assert next(iter(found.values())).by == "k.lee"
+    await store.put_exception(
+        "exc-2", ScreeningException(name="KOMID", entry="KPe.001", by="k.lee", reason="checked")
+    )
+    assert len((await cache.current()).exceptions) == 2
+
+
+async def test_a_report_naming_a_listed_vessel_by_imo_alerts(
+    settings: Settings, ctx: Context, raw_redis: redis.Redis
+) -> None:
+    path = DATA / "ofac-sdn-sample.xml"
+    await SanctionsStore(ctx.redis, settings).save(
+        "ofac-sdn", ListFormat.OFAC_SDN_XML, str(path), read_list(path, "ofac-sdn")
+    )
+    report = {
+        "report_id": "vessel-1",
+        "source": "field",
+        "destination_country": "KP",
+        "text": "Fuel oil was moved at sea to a tanker, IMO No. 8660313, renamed ORIENTAL STAR last year.",
+        "vessels": [{"name": "ORIENTAL STAR", "imo": "IMO 8660313"}],
+    }
+    raw_redis.xadd(settings.streams.reports, {"report": json.dumps(report)})
+    await run_burst(settings, lambda c: [RulesStage(c)])
+    alerts = [Alert.model_validate_json(f[b"alert"]) for _, f in raw_redis.xrange(settings.streams.alerts)]
+    vessel = next(a for a in alerts if a.rule_id == "listed-vessel")
+    assert vessel.severity == "critical"
+    assert "2371" in vessel.legal_basis
+    assert vessel.evidence == [
+        'vessel "ORIENTAL STAR" matches OFAC-90003 CHON MA SAN (DPRK4): the same IMO number (IMO 8660313), score 1.00'
+    ]

@@ -171,3 +171,85 @@ def test_used_as_a_verb_is_not_second_hand(extractor: Extractor, text: str, seco
     found = extractor.extract(text)
     assert ("used" in found.markers) is second_hand
     assert all(("used" in item.markers) is second_hand for item in found.items.values())
+
+
+def marked(quote: str | None, marks: list[tuple[int, int]]) -> str:
+    """The quote with each marked span in brackets."""
+    text = quote or ""
+    for start, end in reversed(marks):
+        text = f"{text[:start]}[{text[start:end]}]{text[end:]}"
+    return text
+
+
+@pytest.mark.parametrize(
+    "headline", ["Used fishing boats and walkie-talkies", "二手渔船和对讲机", "중고 어선과 무전기 반입"]
+)
+def test_a_marker_qualifies_the_goods_it_modifies_not_the_whole_headline(
+    extractor: Extractor, headline: str
+) -> None:
+    found = extractor.extract(headline)
+    assert set(found.items) == {"fishing-vessel", "radio-transceiver"}
+    assert "used" in found.items["fishing-vessel"].markers
+    assert "used" not in found.items["radio-transceiver"].markers
+    assert "used" in found.markers  # still listed for the whole report
+
+
+def test_a_marker_heads_a_list_of_goods_of_one_kind(extractor: Extractor) -> None:
+    found = extractor.extract(
+        "They bought used plate bending machines, welding machines and a CNC plasma cutter."
+    )
+    assert all("used" in item.markers for item in found.items.values()), found.items
+    found = extractor.extract("brand new tractors, seeders and harvesters; lathes arrived later")
+    assert {k for k, i in found.items.items() if "new" in i.markers} == {"tractor", "seeder", "harvester"}
+
+
+def test_a_marker_after_goods_qualifies_the_list_it_follows(extractor: Extractor) -> None:
+    found = extractor.extract("Lathes arrived assembled, while the presses were shipped in parts.")
+    assert "disassembled" in found.items["press"].markers
+    assert "disassembled" not in found.items["lathe"].markers
+    # A sentence that names no goods speaks of those of the sentence before it.
+    found = extractor.extract(
+        "Tractors came through Dandong. Shipyards bought CNC cutting machines and welding machines. "
+        "Most of this equipment is secondhand."
+    )
+    assert {k for k, i in found.items.items() if "used" in i.markers} == {
+        "cnc-cutting-machine",
+        "welding-machine",
+    }
+    # "The machines": a word for a kind of goods stands for the goods of the sentence before.
+    found = extractor.extract("Excavators and lathes were bought in Jilin. The machines were dismantled.")
+    assert all("disassembled" in i.markers for i in found.items.values())
+    # Nothing named before in the paragraph: the marker concerns the report only.
+    found = extractor.extract("Many of the machines are shipped in parts.\nLathes came from Shenyang.")
+    assert "disassembled" in found.markers
+    assert "disassembled" not in found.items["lathe"].markers
+
+
+def test_each_good_keeps_the_sentence_that_named_it_with_its_words_marked(extractor: Extractor) -> None:
+    found = extractor.extract(
+        "Border trade picked up in March. Traders said used lathes and 二手数控车床 went through Dandong, "
+        "e.g. to Sinuiju. Lathes were also seen at Hyesan."
+    )
+    lathe = found.items["lathe"]
+    assert marked(lathe.quote, lathe.marks) == (
+        "Traders said [used] [lathes] and 二手数控车床 went through Dandong, e.g. to Sinuiju."
+    )
+    cnc = found.items["cnc-lathe"]
+    assert (
+        marked(cnc.quote, cnc.marks)
+        == "Traders said used lathes and [二手][数控车床] went through Dandong, e.g. to Sinuiju."
+    )
+    headline = extractor.extract("Used fishing boats and walkie-talkies").items
+    assert headline["fishing-vessel"].marks == [(0, 4), (5, 18)]
+    assert marked(headline["radio-transceiver"].quote, headline["radio-transceiver"].marks) == (
+        "Used fishing boats and [walkie-talkies]"
+    )
+
+
+def test_a_long_sentence_is_quoted_around_the_good(extractor: Extractor) -> None:
+    sentence = "Traders " + "talked at length about the border, " * 30 + "and a lathe went through Dandong"
+    lathe = extractor.extract(sentence).items["lathe"]
+    assert lathe.quote is not None
+    assert len(lathe.quote) <= 402
+    assert lathe.quote.startswith("…")
+    assert [lathe.quote[s:e] for s, e in lathe.marks] == ["lathe"]

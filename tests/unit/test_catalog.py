@@ -221,3 +221,73 @@ items:
     with pytest.raises(ConfigError) as caught:
         parse_catalog(parse(text, "catalog.yaml"))
     assert "catalog.yaml:10: term 'molding machine' of 'b' already names 'a' (line 7)" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("description", "code"),
+    [
+        ("spare parts for combine harvesters", "843390"),  # a word for parts: the good's parts
+        ("lathe spare parts (tool posts)", "8466"),  # parts of machine tools have a heading
+        ("缝纫机配件 1000套", "845290"),
+        ("파종기 부품 50세트", "843290"),
+        ("트랙터 클러치 부품", "8708"),
+        ("excavator spare parts (buckets, teeth)", "843149"),  # already parts: unchanged
+        ("tractor with spare parts kit", "8701"),  # what it comes with is not what it is
+        ("gear-type hydraulic pump for truck crane", "8413"),  # a heading of its own wins
+        ("leaf springs, 200 sets", "7320"),
+        ("oil filters for excavators", "842123"),
+        ("무전기 배터리 200개", "8507"),
+    ],
+)
+def test_parts_and_components(catalog: Catalog, description: str, code: str) -> None:
+    assert catalog.classify(description, None).hs_code == code
+
+
+def test_parts_take_the_categories_of_their_heading(catalog: Catalog) -> None:
+    parts = catalog.classify("트랙터 클러치 부품", None)
+    assert parts.categories == frozenset({"vehicles"})
+    assert any("names parts of tractor" in e for e in parts.evidence)
+
+
+@pytest.mark.parametrize(
+    ("description", "code"),
+    [
+        ("aluminium foil 0.01mm jumbo rolls", "7607"),
+        ("door locks and padlocks", "8301"),
+        ("furniture hinges", "8302"),
+        ("masonry drill bits", "8207"),
+        ("circular saw blades 250mm", "8202"),
+        ("roofing nails, galvanised", "7317"),
+        ("razor wire (concertina)", "7313"),
+        ("welding rods 4mm (E7018)", "831110"),
+        ("cored welding wire 1.2mm", "831120"),
+        ("pre-painted galvanised steel coils (PPGI)", "7210"),
+        ("copper tubes for air conditioning", "7411"),
+        ("abrasive cutting wheels 350mm", "6804"),  # abrasives are chapter 68, not a metal
+    ],
+)
+def test_metal_articles_at_heading_level(catalog: Catalog, description: str, code: str) -> None:
+    assert catalog.classify(description, None).hs_code == code
+
+
+def test_two_way_radios_are_not_broadcast_receivers(catalog: Catalog) -> None:
+    receiver = catalog.classify("FM radio receivers (pocket)", None)
+    assert receiver.hs_code == "8527"
+    assert "radio-telecom" not in receiver.categories
+    assert catalog.classify("차량용 라디오", None).hs_code == "852721"
+    transceiver = catalog.classify("UHF handheld transceivers", None)
+    assert (transceiver.hs_code, "radio-telecom" in transceiver.categories) == ("852560", True)
+
+
+def test_a_notable_word_qualifying_an_everyday_good(catalog: Catalog) -> None:
+    assert catalog.classify("bulldozer toys (friction powered)", None).categories == {"consumer-goods"}
+    assert catalog.classify("장난감 비행기 300개", None).hs_code == "9503"  # the toy word governs
+    assert catalog.classify("dental X-ray film", None).categories == frozenset()
+    assert catalog.classify("ultrasound coupling gel", None).hs_code == "300670"
+    assert catalog.classify("car seat covers", None).hs_code == "6304"
+    overalls = catalog.classify("coveralls for shipyard welders", None)
+    assert overalls.categories == {"clothing"}  # the shipyard's workers' clothing is clothing
+    welders = catalog.classify("shipyard welding machines", None)
+    assert "shipyard-equipment" in welders.categories
+    trailer = catalog.classify("farm trailers, tipping, for tractors", None)
+    assert (trailer.hs_code, trailer.categories) == ("8716", frozenset({"vehicles"}))

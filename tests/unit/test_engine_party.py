@@ -95,7 +95,10 @@ def test_min_score_decides(tmp_path: Path, index: ScreeningIndex) -> None:
     [
         ("{lists: [], min_score: 0.9}", "party.lists: is empty: give at least one value"),
         ("{lists: [un-dprk], min_score: 1.5}", "party.min_score: 1.5 is out of range: it must be at most 1"),
-        ("{lists: [un-dprk], roles: [consignee]}", "'consignee' is not one of importer, exporter, text"),
+        (
+            "{lists: [un-dprk], roles: [consignee]}",
+            "'consignee' is not one of importer, exporter, text, vessel",
+        ),
         ("{lists: [un-dprk], fuzzy: true}", "unknown key 'fuzzy'"),
     ],
 )
@@ -116,3 +119,42 @@ rules:
         ruleset_from(tmp_path, rules)
     assert message in str(caught.value)
     assert "rules.yaml:" in str(caught.value)
+
+
+def test_a_reviewed_exception_holds_the_rule_back_and_the_verdict_says_why(
+    tmp_path: Path, index: ScreeningIndex
+) -> None:
+    from datetime import timedelta
+
+    from schemas.sanctions import ScreeningException
+    from services.rules.engine import explain
+    from services.sanctions.matcher import exceptions_from
+
+    ruleset = ruleset_from(tmp_path, RULES)
+    excepted = ScreeningIndex.build(index.entries)
+    excepted.exceptions = exceptions_from(
+        [
+            ScreeningException(
+                name="Ryonhwa Machinery J.V. Co., Ltd.",
+                entry="KPe.016",
+                by="a.analyst",
+                reason="Chinese toolmaker, registration checked",
+                expires=NOW + timedelta(days=30),
+            )
+        ]
+    )
+    shipment = report(importer="Ryonhwa Machinery JV Co Ltd", text="payment received")
+    assert evaluate(shipment, ruleset, NOW, excepted) == []
+    verdicts = {v.rule_id: v for v in explain(shipment, ruleset, NOW, excepted)}
+    assert verdicts["listed-party"].alert is None
+    assert verdicts["listed-party"].suppressed_by == (
+        'screening skipped "Ryonhwa Machinery JV Co Ltd" against KPe.016 KOREA RYONHA MACHINERY JOINT VENTURE '
+        f"CORPORATION: exception by a.analyst until {(NOW + timedelta(days=30)).date().isoformat()} "
+        "(Chinese toolmaker, registration checked)"
+    )
+    assert "listed-importer-of-machinery" not in verdicts  # it wanted items too: nothing held back
+    # Another party of the same report is still screened.
+    both = report(importer="Ryonhwa Machinery JV Co Ltd", exporter="Chongchongang Shipping Co", text="x")
+    fired = evaluate(both, ruleset, NOW, excepted)
+    assert [a.rule_id for a in fired] == ["listed-party"]
+    assert any(line.startswith("screening skipped") for line in fired[0].evidence)

@@ -109,3 +109,18 @@ def test_render_every_format_with_the_reasons() -> None:
     assert "<ol" in html
     assert "&lt;b&gt;" in html  # the report's words are escaped in HTML
     assert "<b>" not in html
+
+
+def test_a_quote_shows_the_words_that_named_the_item_marked_and_escaped() -> None:
+    quoted = MatchedItem(
+        index=0, description="lathes", hs_code="8458", quote="Two <used> lathes & one press",
+        marks=[(4, 10), (11, 17)],
+    )  # fmt: skip
+    alerts = [alert(matched_items=[quoted], unrecognised=["gearbox"])]
+    renderer = Renderer()
+    text = renderer.render(alerts, "text").body
+    assert 'in the text: "Two «<used>» «lathes» & one press"' in text
+    assert "Not recognised (no HS code, no known word; look at these): gearbox" in text
+    assert "> Two **<used>** **lathes** & one press" in renderer.render(alerts, "markdown").body
+    html = renderer.render(alerts, "html").body
+    assert "Two <mark>&lt;used&gt;</mark> <mark>lathes</mark> &amp; one press" in html
