@@ -232,6 +232,20 @@ def _case(alerts: list[Alert]) -> Case:
     )
 
 
+_AS_REPORTED = (
+    "hs_code",
+    "quantity",
+    "unit",
+    "unit_price",
+    "currency",
+    "value",
+    "value_base",
+    "base_currency",
+    "quote",
+)
+"""Fields of a matched item a case shows as the alert has them."""
+
+
 def _items(alerts: Sequence[Alert]) -> dict[int, CaseItem]:
     """Each matched item once, with how it was classified; what each rule found about it stays
     with that rule's reason."""
@@ -246,18 +260,10 @@ def _items(alerts: Sequence[Alert]) -> dict[int, CaseItem]:
         items[index] = CaseItem(
             index=index,
             description=m.description or f"item {index + 1}",
-            hs_code=m.hs_code,
             categories=sorted({c for v in versions for c in v.categories}),
-            quantity=m.quantity,
-            unit=m.unit,
-            unit_price=m.unit_price,
-            currency=m.currency,
-            value=m.value,
-            value_base=m.value_base,
-            base_currency=m.base_currency,
             classified=shared,
-            quote=m.quote,
             marks=[(a, b) for a, b in m.marks],
+            **{name: getattr(m, name) for name in _AS_REPORTED},
         )
     return items
 

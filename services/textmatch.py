@@ -35,6 +35,42 @@ def normalise(text: str) -> str:
     return _SEPARATORS.sub(" ", unicodedata.normalize("NFKC", text).casefold())
 
 
+def aligned(text: str) -> tuple[str, list[int]]:
+    """``normalise(text)`` with, for each of its characters, the index it came from in ``text``."""
+    if text.isascii():  # NFKC changes no ASCII character and case-folding is lower(): runs only
+        return _aligned_ascii(text)
+    out: list[str] = []
+    origin: list[int] = []
+    for index, char in enumerate(text):
+        folded = unicodedata.normalize("NFKC", char).casefold()
+        if _SEPARATORS.fullmatch(folded):
+            if out and out[-1] == " ":
+                continue
+            folded = " "
+        for piece in folded:
+            out.append(piece)
+            origin.append(index)
+    return "".join(out), origin
+
+
+def _aligned_ascii(text: str) -> tuple[str, list[int]]:
+    """``aligned`` of ASCII text: each run of separators becomes one space where it begins."""
+    lowered = text.lower()
+    parts: list[str] = []
+    origin: list[int] = []
+    at = 0
+    for run in _SEPARATORS.finditer(lowered):
+        start, end = run.span()
+        parts.append(lowered[at:start])
+        origin.extend(range(at, start))
+        parts.append(" ")
+        origin.append(start)
+        at = end
+    parts.append(lowered[at:])
+    origin.extend(range(at, len(text)))
+    return "".join(parts), origin
+
+
 def name_key(text: str) -> str:
     """A name compared blind to case, spacing and punctuation: ``Approved Farm Co.`` ~ ``approved farm co``."""
     return " ".join(re.sub(r"[^\w]+", " ", normalise(text)).split())

@@ -35,7 +35,6 @@ report text (``[tradewatch extraction] ...``), which the rules stage reads and t
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,7 +42,7 @@ from typing import Any
 from schemas.report import MAX_ITEMS, MAX_TEXT_CHARS, ImportReport
 from services.goods.catalog import Catalog
 from services.money import Price, Rates, find_prices
-from services.textmatch import TermMatcher
+from services.textmatch import TermMatcher, aligned
 
 ORIGIN_WORDS = ["China", "Chinese", "中国", "中方", "중국"]
 DESTINATION_WORDS = ["North Korea", "North Korean", "DPRK", "Pyongyang", "朝鲜", "북한", "평양"]
@@ -75,7 +74,6 @@ DESCRIPTION_MAX_CHARS = 2_000
 QUOTE_MAX_CHARS = 400
 """A sentence longer than this is quoted around the words that named the good."""
 
-_SEPARATOR = re.compile(r"[\s\-_/·]+")
 
 _GAP_WORDS = frozenset(
     [
@@ -130,42 +128,6 @@ def _verb_used(norm: str, start: int, end: int) -> bool:
     return bool(
         _VERB_BEFORE.search(norm[max(0, start - 12) : start]) or _VERB_AFTER.match(norm[end : end + 6])
     )
-
-
-def aligned(text: str) -> tuple[str, list[int]]:
-    """``normalise(text)`` with, for each of its characters, the index it came from in ``text``."""
-    if text.isascii():  # NFKC changes no ASCII character and case-folding is lower(): runs only
-        return _aligned_ascii(text)
-    out: list[str] = []
-    origin: list[int] = []
-    for index, char in enumerate(text):
-        folded = unicodedata.normalize("NFKC", char).casefold()
-        if _SEPARATOR.fullmatch(folded):
-            if out and out[-1] == " ":
-                continue
-            folded = " "
-        for piece in folded:
-            out.append(piece)
-            origin.append(index)
-    return "".join(out), origin
-
-
-def _aligned_ascii(text: str) -> tuple[str, list[int]]:
-    """``aligned`` of ASCII text: each run of separators becomes one space where it begins."""
-    lowered = text.lower()
-    parts: list[str] = []
-    origin: list[int] = []
-    at = 0
-    for run in _SEPARATOR.finditer(lowered):
-        start, end = run.span()
-        parts.append(lowered[at:start])
-        origin.extend(range(at, start))
-        parts.append(" ")
-        origin.append(start)
-        at = end
-    parts.append(lowered[at:])
-    origin.extend(range(at, len(text)))
-    return "".join(parts), origin
 
 
 def sentences(paragraph: str) -> list[tuple[int, int]]:

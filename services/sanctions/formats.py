@@ -27,13 +27,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from xml.etree.ElementTree import Element, ParseError
-
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import iterparse
+from xml.etree.ElementTree import Element
 
 from services.sanctions.lists import (
     Identifier,
@@ -45,8 +42,10 @@ from services.sanctions.lists import (
     _latin,
     _sha256,
     _slug,
+    local_name,
     regime_tags,
     split_names,
+    xml_records,
 )
 from services.sanctions.vessels import imo_digits
 
@@ -62,10 +61,6 @@ _ROOT = re.compile(r"<(?![?!])([\w:.-]+)")
 _XML_PROLOGUE = re.compile(r"^(?:\s*<\?.*?\?>|\s*<!--.*?-->|\s*<!DOCTYPE[^>]*>)*", re.S)
 
 
-def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
-
-
 def sniff(path: Path) -> ListFormat:
     """The format of a list file, from its first bytes."""
     if not path.is_file():
@@ -77,7 +72,7 @@ def sniff(path: Path) -> ListFormat:
         raise ListFileError(f"{path}: empty file")
     if text.startswith("<"):
         found = _ROOT.search(_XML_PROLOGUE.sub("", text, count=1))
-        root = _local(found.group(1).split(":")[-1]) if found else ""
+        root = local_name(found.group(1).split(":")[-1]) if found else ""
         if root in _ROOTS:
             return _ROOTS[root]
         raise ListFileError(
@@ -103,63 +98,19 @@ def sniff(path: Path) -> ListFormat:
     )
 
 
-# ---------------------------------------------------------------- streaming XML records
-
-
-def _records(
-    path: Path, fmt_name: str, root: str, record: str, header: frozenset[str] = frozenset()
-) -> Iterator[tuple[str, Element]]:
-    """("root", element) first, ("header", element) for each ``header`` element outside a
-    record, ("record", element) for each record; each record is cleared once handed out."""
-    depth = 0
-    seen_root = False
-    records = 0
-    try:
-        for event, elem in iterparse(str(path), events=("start", "end"), forbid_dtd=True):
-            tag = _local(elem.tag)
-            if event == "start":
-                if not seen_root:
-                    seen_root = True
-                    if tag != root:
-                        raise ListFileError(
-                            f"{path}: the root element is <{tag}>, not <{root}>: this is not {fmt_name}"
-                        )
-                    yield "root", elem
-                if tag == record:
-                    depth += 1
-                continue
-            if tag == record:
-                depth -= 1
-                if depth == 0:
-                    records += 1
-                    yield "record", elem
-                    elem.clear()
-            elif depth == 0 and tag in header:
-                yield "header", elem
-    except ParseError as error:
-        line, column = getattr(error, "position", (0, 0))
-        raise ListFileError(f"{path}: not well-formed XML at line {line}, column {column}: {error}") from None
-    except DefusedXmlException as error:
-        raise ListFileError(f"{path}: refused: {error} (a list file has no DTD or entities)") from None
-    if not seen_root:
-        raise ListFileError(f"{path}: empty file")
-    if records == 0:
-        raise ListFileError(f"{path}: no <{record}> records: is this {fmt_name}?")
-
-
 def _child(elem: Element, name: str) -> Element | None:
     for child in elem:
-        if _local(child.tag) == name:
+        if local_name(child.tag) == name:
             return child
     return None
 
 
 def _children(elem: Element, name: str) -> list[Element]:
-    return [child for child in elem if _local(child.tag) == name]
+    return [child for child in elem if local_name(child.tag) == name]
 
 
 def _descendants(elem: Element, name: str) -> list[Element]:
-    return [e for e in elem.iter() if _local(e.tag) == name]
+    return [e for e in elem.iter() if local_name(e.tag) == name]
 
 
 def _text(elem: Element | None, name: str | None = None) -> str:
@@ -257,7 +208,7 @@ def read_ofac_sdn_xml(path: Path, list_name: str) -> ParsedList:
     parsed = ParsedList(date="", sha256=_sha256(path))
     fmt = "OFAC's SDN list (sdn.xml)"
     header = frozenset({"Publish_Date"})
-    for what, elem in _records(path, fmt, "sdnList", "sdnEntry", header):
+    for what, elem in xml_records(path, fmt, "sdnList", "sdnEntry", header):
         if what == "header":
             parsed.date = _day(_text(elem), month_first=True) or parsed.date
             continue
@@ -311,7 +262,7 @@ _EU_KINDS: dict[str, Kind] = {"person": "person", "enterprise": "entity"}
 def read_eu_xml(path: Path, list_name: str) -> ParsedList:
     parsed = ParsedList(date="", sha256=_sha256(path))
     fmt = "the EU consolidated financial sanctions list (export/sanctionEntity)"
-    for what, elem in _records(path, fmt, "export", "sanctionEntity"):
+    for what, elem in xml_records(path, fmt, "export", "sanctionEntity"):
         if what == "root":
             parsed.date = elem.get("generationDate", "").strip()
             continue
@@ -377,7 +328,7 @@ def read_uk_xml(path: Path, list_name: str) -> ParsedList:
     parsed = ParsedList(date="", sha256=_sha256(path))
     fmt = "the UK Sanctions List (Designations/Designation)"
     latest = ""
-    for what, elem in _records(path, fmt, "Designations", "Designation", _UK_DATES):
+    for what, elem in xml_records(path, fmt, "Designations", "Designation", _UK_DATES):
         if what == "root":
             parsed.date = (elem.get("DateGenerated") or elem.get("dateGenerated") or "").strip()
             continue

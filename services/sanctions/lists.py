@@ -277,40 +277,68 @@ def _un_entry(elem: Element, list_name: str, position: int) -> ListedEntry:
 def iter_un_xml(path: Path, list_name: str) -> Iterator[ListedEntry | str]:
     """The list's date (a str, first) then each record, read as a stream."""
     position = 0
+    records = xml_records(
+        path, "the UN Security Council consolidated list", "CONSOLIDATED_LIST", frozenset(_UN_RECORDS)
+    )
+    for what, elem in records:
+        if what == "root":
+            generated = elem.get("dateGenerated", "").strip()
+            if not re.match(r"\d{4}-\d{2}-\d{2}", generated):
+                raise ListFileError(f"{path}: <CONSOLIDATED_LIST> has no dateGenerated date")
+            yield generated
+        elif what == "record":
+            position += 1
+            yield _un_entry(elem, list_name, position)
+
+
+def local_name(tag: str) -> str:
+    """An XML tag without its namespace: ``{http://...}sdnEntry`` -> ``sdnEntry``."""
+    return tag.rsplit("}", 1)[-1]
+
+
+def xml_records(
+    path: Path, fmt_name: str, root: str, record: str | frozenset[str], header: frozenset[str] = frozenset()
+) -> Iterator[tuple[str, Element]]:
+    """A list file's XML as a stream (memory flat, no DTD or entities): ("root", element) first,
+    ("header", element) for each ``header`` element outside a record, ("record", element) for
+    each record (``record``: its tag, or the tags of its kinds); each record is cleared once
+    handed out. Whatever is not that format is refused with the reason."""
+    records_of = frozenset([record]) if isinstance(record, str) else record
     depth = 0
-    root_seen = False
+    seen_root = False
+    records = 0
     try:
         for event, elem in iterparse(str(path), events=("start", "end"), forbid_dtd=True):
+            tag = local_name(elem.tag)
             if event == "start":
-                if not root_seen:
-                    root_seen = True
-                    if elem.tag != "CONSOLIDATED_LIST":
+                if not seen_root:
+                    seen_root = True
+                    if tag != root:
                         raise ListFileError(
-                            f"{path}: the root element is <{elem.tag}>, not <CONSOLIDATED_LIST>: "
-                            "this is not the UN Security Council consolidated list"
+                            f"{path}: the root element is <{tag}>, not <{root}>: this is not {fmt_name}"
                         )
-                    generated = elem.get("dateGenerated", "").strip()
-                    if not re.match(r"\d{4}-\d{2}-\d{2}", generated):
-                        raise ListFileError(f"{path}: <CONSOLIDATED_LIST> has no dateGenerated date")
-                    yield generated
-                if elem.tag in _UN_RECORDS:
+                    yield "root", elem
+                if tag in records_of:
                     depth += 1
                 continue
-            if elem.tag in _UN_RECORDS:
+            if tag in records_of:
                 depth -= 1
                 if depth == 0:
-                    position += 1
-                    yield _un_entry(elem, list_name, position)
+                    records += 1
+                    yield "record", elem
                     elem.clear()
+            elif depth == 0 and tag in header:
+                yield "header", elem
     except ParseError as error:
         line, column = getattr(error, "position", (0, 0))
         raise ListFileError(f"{path}: not well-formed XML at line {line}, column {column}: {error}") from None
     except DefusedXmlException as error:
         raise ListFileError(f"{path}: refused: {error} (a list file has no DTD or entities)") from None
-    if not root_seen:
+    if not seen_root:
         raise ListFileError(f"{path}: empty file")
-    if position == 0:
-        raise ListFileError(f"{path}: no INDIVIDUAL or ENTITY records: is this the UN consolidated list?")
+    if records == 0:
+        names = " or ".join(f"<{r}>" for r in sorted(records_of))
+        raise ListFileError(f"{path}: no {names} records: is this {fmt_name}?")
 
 
 def read_un_xml(path: Path, list_name: str) -> ParsedList:

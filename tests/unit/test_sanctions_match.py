@@ -121,7 +121,7 @@ def test_opensanctions_csv_is_read() -> None:
         ("<CONSOLIDATED_LIST><ENTITIES/></CONSOLIDATED_LIST>", "no dateGenerated"),
         (
             "<CONSOLIDATED_LIST dateGenerated='2020-01-01'><ENTITIES/></CONSOLIDATED_LIST>",
-            "no INDIVIDUAL or ENTITY records",
+            "no <ENTITY> or <INDIVIDUAL> records",
         ),
         (
             "<CONSOLIDATED_LIST dateGenerated='2020-01-01'><ENTITIES><ENTITY><FIRST_NAME>X</FIRST_NAME></ENTITY></ENTITIES></CONSOLIDATED_LIST>",
