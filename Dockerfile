@@ -1,4 +1,4 @@
-# One image for every stage: `tradewatch worker ingest|rules|notify`, or `tradewatch up`.
+# One image for every stage: `tradewatch worker ingest|rules|notify|records`, or `tradewatch up`.
 FROM python:3.11-slim AS build
 ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy
 RUN pip install --no-cache-dir uv==0.13.9

@@ -5,8 +5,9 @@
 - a server of its own (``LocalServer``, append-only with ``appendfsync always``: a SIGKILL of the
   server then loses no acknowledged write, so every loss counted is the pipeline's own);
 - a JSON receiver (Apprise ``json://``) in this process, recording each alert id it receives and when;
-- worker processes: ``tradewatch worker ingest|rules|notify`` (replicas as configured), fed by
-  JSON Lines files dropped into the ingest worker's inbox a few at a time;
+- worker processes: ``tradewatch worker ingest|rules|notify|records`` (replicas as configured), fed
+  by JSON Lines files dropped into the ingest worker's inbox a few at a time; the records workers
+  write cases into the embedded store of record (an SQLite file of the run's own);
 - a killer: every few seconds (or at set points of progress) one worker is SIGKILLed and a new one
   started in its place; once, the server is SIGKILLed and restarted on the same port and file.
 
@@ -14,17 +15,22 @@ The expected alert ids come from the pure rule engine over the same reports and 
 end, ``lost`` counts expected ids never received, ``duplicated`` counts receipts beyond the first.
 Each duplicate is traced: a repeat is explained when the earlier send has no ``sent`` record in the
 deliveries stream (the notifier records right after sending) and a kill (of a notify worker or the
-server) happened between the two receipts. The last line printed is a JSON object with
-``expected``, ``delivered``, ``lost``, ``duplicated``, ``kills`` and the tracing figures.
+server) happened between the two receipts. The store of record is checked the same way, with no
+duplicate excused: every alert id the engine gives must be recorded once (``records.lost``,
+``records.doubled``: findings or cases beyond one per alert id and report), and its audit chain
+must verify. The last line printed is a JSON object with ``expected``, ``delivered``, ``lost``,
+``duplicated``, ``kills``, the tracing figures and ``records``.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -78,7 +84,9 @@ class Config:
     partitions: int = 1
     """Stream partitions (``TRADEWATCH_PARTITIONS``): the same scenario with the report and alert
     streams split over several keys."""
-    replicas: dict[str, int] = field(default_factory=lambda: {"ingest": 1, "rules": 2, "notify": 2})
+    replicas: dict[str, int] = field(
+        default_factory=lambda: {"ingest": 1, "rules": 2, "notify": 2, "records": 2}
+    )
     reclaim_idle: str = "5s"
     batch_size: int = 100
     timeout: float = 1_080.0
@@ -149,9 +157,13 @@ def make_reports(count: int, seed: int) -> list[dict[str, Any]]:
     ]
 
 
-def expected_alert_ids(reports: list[dict[str, Any]], config_dir: Path) -> tuple[set[str], set[str]]:
+def expected_alert_ids(
+    reports: list[dict[str, Any]], config_dir: Path, subscribed: bool = True
+) -> tuple[set[str], set[str]]:
     """The alert ids that must arrive, and those that may: a rule over time (a surge, a first
-    heading) fires depending on what came before and when, which the run does not fix."""
+    heading) fires depending on what came before and when, which the run does not fix.
+    ``subscribed``: only those a subscription wants (the channel's share); else every one (the
+    store of record's)."""
     ruleset = load_ruleset(
         [ROOT / "config/rules.yaml"], ROOT / "config/catalog.yaml", ROOT / "config/rates.yaml"
     )
@@ -162,10 +174,68 @@ def expected_alert_ids(reports: list[dict[str, Any]], config_dir: Path) -> tuple
     for raw in reports:
         for verdict in explain(ImportReport.model_validate(raw), ruleset, now):
             alert = verdict.alert or (verdict.pending.build([]) if verdict.pending else None)
-            if alert is None or not any(s.wants(alert) for s in subscriptions):
+            if alert is None or (subscribed and not any(s.wants(alert) for s in subscriptions)):
                 continue
             (wanted if verdict.pending is None else maybe).add(alert.alert_id)
     return wanted, maybe
+
+
+class Records:
+    """What the store of record holds: the run's SQLite file, read beside the workers (WAL)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._checked = 0.0
+        self._stored: set[str] = set()
+
+    def _query(self, sql: str) -> list[tuple[Any, ...]]:
+        if not self.path.exists():
+            return []
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10)
+        try:
+            return conn.execute(sql).fetchall()
+        except sqlite3.OperationalError:  # no tables yet: the first worker is migrating
+            return []
+        finally:
+            conn.close()
+
+    def stored(self, every: float = 1.0) -> set[str]:
+        """Alert ids recorded (read at most once a ``every`` seconds)."""
+        if time.monotonic() - self._checked >= every:
+            self._checked = time.monotonic()
+            self._stored = {row[0] for row in self._query("SELECT alert_id FROM findings")}
+        return self._stored
+
+    def check(self, expected: set[str], maybe: set[str]) -> dict[str, Any]:
+        findings = self._query("SELECT count(*), count(DISTINCT alert_id) FROM findings")
+        cases = self._query("SELECT count(*), count(DISTINCT report_id) FROM cases")
+        stored = self.stored(every=0)
+        (n_findings, distinct), (n_cases, reports) = (findings or [(0, 0)])[0], (cases or [(0, 0)])[0]
+        return {
+            "expected": len(expected),
+            "stored": len(stored & expected),
+            "lost": len(expected - stored),
+            "doubled": (n_findings - distinct) + (n_cases - reports),
+            "unexpected": len(stored - expected - maybe),
+            "cases": n_cases,
+            "audit": self._verify(),
+        }
+
+    def _verify(self) -> str:
+        if not self.path.exists():
+            return "no store"
+        from services.store import Store
+        from services.store.audit import verify
+
+        async def go() -> str:
+            store = Store(f"sqlite:///{self.path}")
+            try:
+                async with store.reading() as session:
+                    return (await verify(session)).summary()
+            finally:
+                await store.dispose()
+
+        return asyncio.run(go())
 
 
 class Fleet:
@@ -302,6 +372,9 @@ def run(cfg: Config) -> dict[str, Any]:
     )
     reports = make_reports(cfg.reports, cfg.seed)
     expected, maybe = expected_alert_ids(reports, work)
+    to_record, may_record = expected_alert_ids(reports, work, subscribed=False)
+    records = Records(work / "data" / "tradewatch.db")
+    recording = cfg.replicas.get("records", 0) > 0
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEWATCH_")}
     env |= {
         "TRADEWATCH_REDIS_URL": server.url,
@@ -358,7 +431,8 @@ def run(cfg: Config) -> dict[str, Any]:
             elif now >= next_kill and complete_at is None:
                 kills.append((time.time(), fleet.kill_one(rng)))
                 next_kill = now + cfg.kill_every * rng.uniform(0.7, 1.3)
-            if progress >= 1.0 and not chunks:
+            recorded = not recording or to_record <= records.stored()
+            if progress >= 1.0 and recorded and not chunks:
                 complete_at = complete_at or now
                 if now - complete_at >= cfg.quiet_for:
                     break
@@ -376,6 +450,7 @@ def run(cfg: Config) -> dict[str, Any]:
         http.shutdown()
     duplicates, traced, untraced = trace(receipts, sent, kills)
     worker_kills = [k for k in kills if k[1] != "server"]
+    stored = records.check(to_record, may_record) if recording else None
     return {
         "reports": cfg.reports,
         "expected": len(expected),
@@ -391,9 +466,22 @@ def run(cfg: Config) -> dict[str, Any]:
         "kills_by_stage": {s: sum(1 for _, w in worker_kills if w == s) for s in stages},
         "server_restarts": len(kills) - len(worker_kills),
         "clean_exit_codes": codes,
+        "records": stored,
         "seconds": round(time.monotonic() - started, 1),
         "workdir": str(work),
     }
+
+
+def failed(result: dict[str, Any]) -> bool:
+    """Anything lost, a duplicate no kill explains, or a store of record that lost, doubled or
+    broke its chain."""
+    records = result.get("records") or {}
+    broken = bool(records) and (
+        records["lost"]
+        or records["doubled"]
+        or not str(records["audit"]).startswith("the audit chain is intact")
+    )
+    return bool(result["lost"] or result["duplicates_untraced"] or broken)
 
 
 def main() -> None:
@@ -402,6 +490,7 @@ def main() -> None:
     parser.add_argument("--kill-every", type=float, default=3.0, help="seconds between SIGKILLs (jittered)")
     parser.add_argument("--rules", type=int, default=2, help="rules worker replicas")
     parser.add_argument("--notify", type=int, default=2, help="notify worker replicas")
+    parser.add_argument("--records", type=int, default=2, help="records worker replicas")
     parser.add_argument("--timeout", type=float, default=1_080.0, help="give up after this many seconds")
     parser.add_argument("--partitions", type=int, default=1, help="stream partitions (TRADEWATCH_PARTITIONS)")
     parser.add_argument("--out", type=Path, help="also write the result JSON to this file")
@@ -409,7 +498,7 @@ def main() -> None:
     cfg = Config(
         reports=args.reports,
         kill_every=args.kill_every,
-        replicas={"ingest": 1, "rules": args.rules, "notify": args.notify},
+        replicas={"ingest": 1, "rules": args.rules, "notify": args.notify, "records": args.records},
         timeout=args.timeout,
         partitions=args.partitions,
     )
@@ -419,7 +508,7 @@ def main() -> None:
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result), flush=True)
-    if result["lost"] or result["duplicates_untraced"]:
+    if failed(result):
         sys.exit(1)
 
 

@@ -28,10 +28,10 @@ from pathlib import Path
 
 from schemas.alert import Alert
 from schemas.report import ImportReport
+from services.cases import cases_of
 from services.ingest.sources import Parsed, Rejection
 from services.ingest.sources.article import ArticleSource, Extractor
 from services.money import load_rates
-from services.notify.case import cases_of
 from services.notify.plan import bucket_for
 from services.notify.subscriptions import load_subscriptions
 from services.rules.engine import evaluate

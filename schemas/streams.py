@@ -132,3 +132,4 @@ class StreamNames:
 
 RULES_GROUP = "rules"
 NOTIFY_GROUP = "notify"
+RECORDS_GROUP = "records"

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
+from services.casework import commands as casework_commands
 from services.clitools import fail, load_settings
 from services.ingest import commands as ingest_commands
 from services.notify import commands as notify_commands
@@ -34,17 +35,20 @@ app.command("ingest")(ingest_commands.ingest)
 notify_commands.register(app)
 app.command("status")(ops_commands.status)
 app.add_typer(ops_commands.dlq_app, name="dlq")
+casework_commands.register(app)
 
 
 class StageName(StrEnum):
     ingest = "ingest"
     rules = "rules"
     notify = "notify"
+    records = "records"
 
 
 def _stages(names: Sequence[StageName], ctx: Any, feed: Sequence[Path]) -> list[Any]:
     from services.ingest.stage import IngestStage
     from services.notify.stage import NotifyStage
+    from services.records.stage import RecordsStage
     from services.rules.stage import RulesStage
 
     made: list[Any] = []
@@ -53,6 +57,8 @@ def _stages(names: Sequence[StageName], ctx: Any, feed: Sequence[Path]) -> list[
             made.append(IngestStage(ctx, feed))
         elif name is StageName.rules:
             made.append(RulesStage(ctx))
+        elif name is StageName.records:
+            made.append(RecordsStage(ctx))
         else:
             made.append(NotifyStage(ctx))
     return made
@@ -63,6 +69,8 @@ def _run(names: Sequence[StageName], burst: bool, feed: Sequence[Path] = ()) -> 
     from services.server import ServerUnavailable
 
     settings = load_settings()
+    if StageName.records in names:
+        _prepare_store(settings)
     try:
         ctx = runtime.context(settings)
     except ServerUnavailable as error:
@@ -75,12 +83,41 @@ def _run(names: Sequence[StageName], burst: bool, feed: Sequence[Path] = ()) -> 
         ctx.endpoint.close()
 
 
+def _prepare_store(settings: Any) -> None:
+    """The embedded default's SQLite file is migrated and gets its first admin (its one-time
+    password shown here, once) before the stages start. A failure is only said: the records
+    stage waits for its database, the other stages go on."""
+    import asyncio
+
+    from services.store import Store
+    from services.store.engine import describe
+
+    if not settings.embedded_store:
+        return
+
+    async def go() -> tuple[str, str] | None:
+        store = Store.from_settings(settings)
+        try:
+            return await casework_commands.prepare(store, settings)
+        finally:
+            await store.dispose()
+
+    try:
+        casework_commands.announce_admin(asyncio.run(go()), settings)
+    except Exception as error:
+        from services.logging import get_logger
+
+        get_logger(component="store").error(
+            "store of record not ready: the records stage waits for it", error=describe(error)
+        )
+
+
 @app.command()
 def up(
     feed: Annotated[list[Path], typer.Option(help="files or folders to ingest at start")] = [],  # noqa: B006
     burst: Annotated[bool, typer.Option(help="drain what is waiting, then exit")] = False,
 ) -> None:
-    """Run all three stages in one process (and the embedded server, when no URL is set)."""
+    """Run all four stages in one process (and the embedded server, when no URL is set)."""
     _run(list(StageName), burst, feed)
 
 

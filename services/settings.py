@@ -21,10 +21,19 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from schemas.durations import Duration
+from schemas.alert import Severity
+from schemas.durations import Duration, parse_duration
 from schemas.streams import StreamNames
 
 ENV_PREFIX = "TRADEWATCH_"
+
+DEFAULT_CASE_DUE: dict[Severity, float] = {
+    Severity.CRITICAL: 86_400,
+    Severity.HIGH: 3 * 86_400,
+    Severity.MEDIUM: 7 * 86_400,
+    Severity.LOW: 30 * 86_400,
+    Severity.INFO: 30 * 86_400,
+}
 
 
 def _default_consumer() -> str:
@@ -196,6 +205,25 @@ class Settings(BaseSettings):
         description="messages of one subscription due at once (a backlog) sent as one, at most this many; 1: never",
     )
 
+    # --- the store of record
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="the store of record: postgresql://user:pass@host/db or sqlite:///path; "
+        "unset: an SQLite file DATA_DIR/tradewatch.db",
+    )
+    case_due: Annotated[dict[Severity, Duration], NoDecode] = Field(
+        default_factory=lambda: dict(DEFAULT_CASE_DUE),
+        description="time to decide a case, by its severity: critical=1d,high=3d,medium=7d,low=30d,info=30d",
+    )
+    comment_max_chars: int = Field(
+        default=10_000, ge=100, le=1_000_000, description="longest comment on a case, in characters"
+    )
+    audit_retention: Duration = Field(
+        default=3653 * 86_400,
+        ge=86_400,
+        description="audit entries and closed cases are kept at least this long (ten years)",
+    )
+
     # --- operations
     startup_wait: Duration = Field(
         default=60.0,
@@ -238,6 +266,27 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.replace("\n", ",").split(",") if part.strip()]
         return value
 
+    @field_validator("case_due", mode="before")
+    @classmethod
+    def _due_by_severity(cls, value: object) -> object:
+        # "critical=1d,high=3d" (or a mapping); severities not named keep their default.
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("{"):
+                value = json.loads(text)
+            else:
+                pairs = [p.split("=", 1) for p in text.replace(";", ",").split(",") if p.strip()]
+                if any(len(p) != 2 for p in pairs):
+                    raise ValueError(f"{value!r}: write severity=duration pairs, e.g. critical=1d,high=3d")
+                value = {k.strip(): v.strip() for k, v in pairs}
+        if isinstance(value, dict):
+            known = {s.value for s in Severity}
+            for key in value:
+                if str(key) not in known:
+                    raise ValueError(f"{key!r} is not a severity ({', '.join(sorted(known))})")
+            return {**DEFAULT_CASE_DUE, **{Severity(str(k)): parse_duration(v) for k, v in value.items()}}
+        return value
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -264,6 +313,22 @@ class Settings(BaseSettings):
     @property
     def inbox(self) -> Path:
         return self.inbox_dir or self.data_dir / "inbox"
+
+    def store_url(self) -> str:
+        """The store of record's URL (with its password): the configured one, else the SQLite file."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.embedded_database.as_posix()}"
+
+    @property
+    def embedded_database(self) -> Path:
+        """The embedded default's SQLite file (used when no database URL is set)."""
+        return self.data_dir / "tradewatch.db"
+
+    @property
+    def embedded_store(self) -> bool:
+        """No database configured: the SQLite file under DATA_DIR, migrated by itself at start."""
+        return self.database_url is None
 
     def redis_password(self) -> str | None:
         if self.redis_password_file is None:

@@ -92,3 +92,7 @@ def shared_file(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent: ../shared (the team's domain data) is not beside this checkout")
     return path
+
+
+# The store of record's fixtures (``database_url`` over SQLite and PostgreSQL, ``store``).
+pytest_plugins = ["tests.dbfixtures"]

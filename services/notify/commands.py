@@ -11,6 +11,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -175,6 +176,27 @@ def silence_add(
     if isinstance(silence, ValueError):
         fail(f"the silence would hold nothing, so it was not added:\n{silence}")
     typer.echo(silence.id)
+    _audit(settings, silence.created_by, "silence.added", silence)
+
+
+def _audit(settings: Settings, actor: str, action: str, silence: Any, before: Any = None) -> None:
+    """Silences are in the store of record's audit trail too (who, what, until when, why)."""
+    from services.casework.commands import note
+
+    def state(s: Any) -> dict[str, Any]:
+        return {
+            "matchers": s.matchers,
+            "reason": s.reason,
+            "by": s.created_by,
+            "from": datetime.fromtimestamp(s.created_at, UTC),
+            "until": datetime.fromtimestamp(s.expires_at, UTC),
+        }
+
+    problem = note(
+        settings, actor, action, "silence", silence.id, state(before) if before else None, state(silence)
+    )
+    if problem is not None:
+        typer.echo(f"note: the silence stands, but the audit trail could not record it: {problem}", err=True)
 
 
 async def _silence_vocabulary(ctx: Context, settings: Settings, matchers: dict[str, str]) -> Known:
@@ -255,20 +277,28 @@ def silence_list(
 @silence_app.command("expire")
 def silence_expire(
     silence_id: Annotated[str, typer.Argument(help="the id from silence add or list")],
+    by: Annotated[
+        str | None, typer.Option("--by", help="who ends it, for the audit trail (default: your login)")
+    ] = None,
 ) -> None:
     """End a silence now; matching alerts are sent again from here on."""
-    from services.notify.silences import SilenceStore
+    import getpass
+
+    from services.notify.silences import Silence, SilenceStore
 
     settings = load_settings()
 
-    async def expire(ctx: Context) -> Any:
-        return await SilenceStore(ctx.redis, settings.streams.notify_namespace).expire(
-            silence_id, time.time()
-        )
+    async def expire(ctx: Context) -> tuple[Silence, Silence] | None:
+        store = SilenceStore(ctx.redis, settings.streams.notify_namespace)
+        before = next((s for s in await store.all() if s.id == silence_id), None)
+        ended = await store.expire(silence_id, time.time())
+        return (before, ended) if before is not None and ended is not None else None
 
-    if _with_redis(settings, expire) is None:
+    done = _with_redis(settings, expire)
+    if done is None:
         fail(f"no silence {silence_id!r}", code=1)
     typer.echo(f"expired {silence_id}")
+    _audit(settings, (by or getpass.getuser()).strip(), "silence.expired", done[1], before=done[0])
 
 
 # --- alerts

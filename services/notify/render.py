@@ -22,8 +22,8 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup, escape
 
 from schemas.alert import Alert, MatchedItem, Severity
+from services.cases import cases_of, marked
 from services.money import format_amount
-from services.notify.case import cases_of, marked
 
 TEMPLATES = Path(__file__).parent / "templates"
 FORMATS = ("text", "markdown", "html")

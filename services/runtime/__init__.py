@@ -9,6 +9,16 @@
 """
 
 from services.runtime.app import build, context, run, standalone
-from services.runtime.contract import Consumes, Context, Stage, StreamStage
+from services.runtime.contract import Consumes, Context, GatedStage, Stage, StreamStage
 
-__all__ = ["Consumes", "Context", "Stage", "StreamStage", "build", "context", "run", "standalone"]
+__all__ = [
+    "Consumes",
+    "Context",
+    "GatedStage",
+    "Stage",
+    "StreamStage",
+    "build",
+    "context",
+    "run",
+    "standalone",
+]

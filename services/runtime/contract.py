@@ -58,3 +58,14 @@ class StreamStage(Stage, Protocol):
     async def handle(self, batch: Sequence[Entry], consumes: Consumes) -> None:
         """Handle entries read from ``consumes`` and XACK each one whose effect is stored, in the
         same atomic step. Raise: nothing is acked, and the entries are delivered again."""
+
+
+@runtime_checkable
+class GatedStage(Protocol):
+    """A stream stage whose work depends on something besides the server (the records stage's
+    database). While ``can_handle`` is False its reclaimer claims nothing: an entry left pending
+    by an outage is not delivered again and again, and never reaches the delivery limit (and
+    the dead letters) for a cause that is not its own."""
+
+    async def can_handle(self) -> bool:
+        """False while the stage knows it cannot store anything."""

@@ -29,7 +29,7 @@ from services import metrics
 from services.logging import get_logger
 from services.redact import redact
 from services.runtime import deadletter, groups
-from services.runtime.contract import Consumes, Context, StreamStage
+from services.runtime.contract import Consumes, Context, GatedStage, StreamStage
 from services.wire import Entry
 
 
@@ -140,8 +140,12 @@ class StreamWorker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), pause)
 
+        gated = self.stage if isinstance(self.stage, GatedStage) else None
         while not stop.is_set():
             try:
+                if gated is not None and not await gated.can_handle():
+                    await rest()
+                    continue
                 claimed = await groups.autoclaim(
                     self.ctx.redis, c.stream, c.group, s.consumer,
                     int(s.reclaim_idle * 1000), start, s.batch_size,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from schemas.alert import Alert, MatchedItem, Severity
-from services.notify.case import cases_of
+from services.cases import cases_of
 
 
 def alert(

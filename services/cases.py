@@ -10,7 +10,9 @@ The alert stream keeps one alert per rule (the contract); a person wants one cas
   ban, dual-use, second-hand and high value on one lathe are one finding, four reasons), each
   reason with its rule, severity and legal basis.
 
-Pure: alerts in, plain data out, for the templates and for webhooks (``as_dict``).
+Pure: alerts in, plain data out, for the notifier's templates and webhooks (``as_dict``), and
+for the store of record and its console, which show a case the way the notifier presents it.
+It sits below the stages (see the layers in pyproject.toml), so each of them may use it.
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""The records stage: alerts into the store of record, as cases (see ``stage``)."""
