@@ -17,8 +17,8 @@ from services.ingest.stage import IngestStage
 from services.notify.stage import NotifyStage
 from services.rules.stage import RulesStage
 from services.settings import Settings
-from tests.conftest import ROOT
 from tests.fixtures.news_facts import EXPECTED_RULES, NEWS_REPORT
+from tests.helpers import ROOT
 from tests.pipeline import Receiver, run_burst, write_channels, write_subscriptions
 
 

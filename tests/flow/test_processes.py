@@ -13,8 +13,8 @@ from pathlib import Path
 import redis
 
 from services.settings import Settings
-from tests.conftest import ROOT
 from tests.fixtures.news_facts import NEWS_REPORT
+from tests.helpers import ROOT
 
 
 def env_for(settings: Settings, tmp_path: Path) -> dict[str, str]:

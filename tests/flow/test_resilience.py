@@ -22,8 +22,8 @@ from werkzeug import Request, Response
 from services.rules.stage import RulesStage
 from services.server import LocalServer, free_port
 from services.settings import Settings
-from tests.conftest import ROOT
 from tests.fixtures.news_facts import NEWS_REPORT
+from tests.helpers import ROOT
 from tests.pipeline import run_burst, write_channels, write_subscriptions
 
 

@@ -19,7 +19,7 @@ from services.ingest.stage import IngestStage
 from services.runtime import Context
 from services.settings import Settings
 from services.yamlfile import ConfigError
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 from tests.pipeline import run_burst
 
 COMTRADE_HEADER = (

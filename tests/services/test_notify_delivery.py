@@ -29,7 +29,7 @@ from services.logging import configure as configure_logging
 from services.notify.silences import Silence
 from services.notify.stage import NotifyStage
 from services.settings import Settings
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 from tests.pipeline import Receiver, run_burst, write_channels, write_subscriptions
 
 FAST = {"notify_retry_base": 0.05, "notify_retry_max": 0.2, "notify_group_wait": 0.0}

@@ -15,7 +15,7 @@ from pytest_httpserver import HTTPServer
 from services.notify.stage import NotifyStage
 from services.ops import dlq
 from services.settings import Settings
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 from tests.pipeline import Receiver, run_burst
 from tests.services.test_notify_delivery import configure, history, make_alert, publish
 

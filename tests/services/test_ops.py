@@ -22,8 +22,8 @@ from services.runtime import Consumes, build, dead_letter
 from services.server import free_port
 from services.settings import Settings
 from services.wire import Entry
-from tests.conftest import ROOT
 from tests.fixtures.news_facts import NEWS_REPORT
+from tests.helpers import ROOT
 from tests.pipeline import Receiver, new_context, run_burst
 
 

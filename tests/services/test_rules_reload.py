@@ -17,7 +17,7 @@ from services.rules.reload import Reloader
 from services.rules.stage import RulesStage
 from services.runtime import Context
 from services.yamlfile import ConfigError
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 RULE = """version: 1
 rules:

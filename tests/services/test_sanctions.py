@@ -17,9 +17,8 @@ from services.runtime import Context
 from services.sanctions.lists import ListedEntry, ListFormat, ParsedList, read_list
 from services.sanctions.store import SanctionsStore, ScreeningCache
 from services.settings import Settings
-from tests.conftest import shared_file
+from tests.helpers import SAMPLE_CSV, SAMPLE_XML, shared_file
 from tests.pipeline import run_burst
-from tests.unit.test_sanctions_match import SAMPLE_CSV, SAMPLE_XML
 
 
 def cli_env(settings: Settings) -> dict[str, str]:
