@@ -13,7 +13,7 @@ from services.ingest.files import ingest_file
 from services.ingest.publisher import SAMPLE_IDS, Publisher
 from services.ingest.registry import Sources
 from services.runtime import Context
-from tests.services.test_ingest_tables import COMTRADE_HEADER, comtrade_row
+from tests.fixtures.comtrade import COMTRADE_HEADER, comtrade_row
 
 
 def write_rows(path: Path, rows: int) -> Path:

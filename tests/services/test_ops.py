@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 import urllib.error
 import urllib.request
@@ -24,7 +23,7 @@ from services.settings import Settings
 from services.wire import Entry
 from tests.fixtures.news_facts import NEWS_REPORT
 from tests.helpers import ROOT
-from tests.pipeline import Receiver, new_context, run_burst
+from tests.pipeline import Receiver, new_context, run_burst, worker_env
 
 
 def _read_as(raw_redis: redis.Redis, stream: str, consumer: str) -> list[Entry]:
@@ -67,16 +66,8 @@ async def test_a_stalled_worker_does_not_publish_a_batch_another_consumer_reclai
 
 async def _cli(settings: Settings, *args: str) -> tuple[int, str, str]:
     """The real ``tradewatch`` command, as an operator runs it (stdout not a terminal: JSON)."""
-    url = settings.redis_url.get_secret_value() if settings.redis_url else ""
-    env = {
-        **os.environ,
-        "TRADEWATCH_REDIS_URL": url,
-        "TRADEWATCH_NAMESPACE": settings.namespace,
-        "TRADEWATCH_DATA_DIR": str(settings.data_dir),
-        "TRADEWATCH_LOG_FORMAT": "json",
-    }
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.cli", *args, env=env, cwd=ROOT,
+        sys.executable, "-m", "services.cli", *args, env=worker_env(settings), cwd=ROOT,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await proc.communicate()
