@@ -39,7 +39,9 @@ class Worker:
             )  # fmt: skip
 
     def events(self) -> list[dict[str, Any]]:
-        lines = self.log.read_text(errors="replace").splitlines()
+        text = self.log.read_text(errors="replace")
+        # The worker may be writing a line right now: only whole lines are read, the rest next time.
+        lines = text[: text.rfind("\n") + 1].splitlines()
         return [json.loads(line) for line in lines if line.startswith("{")]
 
     def logged(self, event: str) -> bool:

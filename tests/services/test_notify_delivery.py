@@ -26,7 +26,7 @@ from services.logging import configure as configure_logging
 from services.notify.silences import Silence
 from services.notify.stage import NotifyStage
 from services.settings import Settings
-from tests.helpers import ROOT
+from tests.helpers import ROOT, until
 from tests.pipeline import (
     Receiver,
     delivery_history,
@@ -320,16 +320,25 @@ async def test_a_notifier_killed_mid_batch_resends_nothing_it_recorded(
     blocked = threading.Event()
     killed = threading.Event()
 
+    handling = [0]  # requests in the handler now
+    last_seen = [time.monotonic()]  # when the receiver last started or finished one
+
     def handler(request: Request) -> Response:
-        ids = [a["alert_id"] for a in json.loads(json.loads(request.get_data())["message"])["alerts"]]
-        assert len(ids) <= coalesce
-        if len(sends) == 5 and not killed.is_set():
-            blocked.set()  # the sixth send is in flight: the worker is killed now
-            killed.wait(60)
-            return Response("too late", status=503)
-        sends.append(ids)
-        arrived.extend(ids)
-        return Response("ok")
+        handling[0] += 1
+        last_seen[0] = time.monotonic()
+        try:
+            ids = [a["alert_id"] for a in json.loads(json.loads(request.get_data())["message"])["alerts"]]
+            assert len(ids) <= coalesce
+            if len(sends) == 5 and not killed.is_set():
+                blocked.set()  # the sixth send is in flight: the worker is killed now
+                killed.wait(60)
+                return Response("too late", status=503)
+            sends.append(ids)
+            arrived.extend(ids)
+            return Response("ok")
+        finally:
+            handling[0] -= 1
+            last_seen[0] = time.monotonic()
 
     httpserver.expect_request("/hook", method="POST").respond_with_handler(handler)
     s = quick_notify(
@@ -359,11 +368,9 @@ async def test_a_notifier_killed_mid_batch_resends_nothing_it_recorded(
         if proc.poll() is None:
             proc.kill()
     # Requests the killed worker had already written are still answered (and counted) after the
-    # kill: wait until the receiver has been quiet for a moment before taking the count.
-    seen = -1
-    while seen != len(sends):
-        seen = len(sends)
-        await asyncio.sleep(0.5)
+    # kill, one after another: take the count once the receiver has had nothing in hand for a
+    # full second (a request queued behind another starts within milliseconds of it).
+    assert await until(lambda: handling[0] == 0 and time.monotonic() - last_seen[0] > 1.0)
     before_restart = list(sends)
     # With several sends in flight, the others may land between the sixth blocking and the kill.
     assert len(before_restart) == 5 if concurrency == 1 else 5 <= len(before_restart) <= 4 + concurrency

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ from pytest_httpserver import HTTPServer
 from services.notify.stage import NotifyStage
 from services.ops import dlq
 from services.settings import Settings
-from tests.helpers import ROOT
+from tests.helpers import ROOT, until
 from tests.pipeline import (
     Receiver,
     delivery_history,
@@ -97,14 +96,12 @@ async def test_messages_for_a_channel_no_longer_configured_are_dead_lettered_the
         stderr=subprocess.DEVNULL,
     )
 
+    def accepted() -> bool:  # queued and acked: the group has read it and nothing is pending
+        groups = raw_redis.xinfo_groups(s.streams.alerts) if raw_redis.exists(s.streams.alerts) else []
+        return bool(groups) and groups[0]["entries-read"] == 1 and groups[0]["pending"] == 0
+
     try:
-        for _ in range(600):  # queued and acked: the group has read it and nothing is pending
-            groups = raw_redis.xinfo_groups(s.streams.alerts) if raw_redis.exists(s.streams.alerts) else []
-            if groups and groups[0]["entries-read"] == 1 and groups[0]["pending"] == 0:
-                break
-            await asyncio.sleep(0.1)
-        else:
-            raise AssertionError("the worker never accepted the alert")
+        assert await until(accepted), "the worker never accepted the alert"
     finally:
         proc.terminate()
         proc.wait(60)

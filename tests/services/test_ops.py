@@ -22,7 +22,7 @@ from services.server import free_port
 from services.settings import Settings
 from services.wire import Entry
 from tests.fixtures.news_facts import NEWS_REPORT
-from tests.helpers import ROOT
+from tests.helpers import ROOT, until
 from tests.pipeline import Receiver, new_context, run_burst, worker_env
 
 
@@ -201,23 +201,22 @@ async def test_worker_serves_metrics_health_and_readiness(
     app = build(s, [RulesStage(ctx)], ctx)
     task = asyncio.create_task(app.run())
     try:
-        for _ in range(200):
-            code, _ = await asyncio.to_thread(_get, f"{base}/readyz")
-            if code == 200:
-                break
-            await asyncio.sleep(0.05)
-        assert code == 200
+
+        async def ready() -> bool:
+            return (await asyncio.to_thread(_get, f"{base}/readyz"))[0] == 200
+
+        assert await until(ready), "the worker never said it was ready"
         assert (await asyncio.to_thread(_get, f"{base}/healthz"))[0] == 200
         raw_redis.xadd(s.streams.reports, {"report": json.dumps(NEWS_REPORT)})
-        for _ in range(200):
-            if raw_redis.exists(s.streams.alerts):
-                break
-            await asyncio.sleep(0.05)
-        for _ in range(200):  # the alerts are stored before the counters move on
-            code, text = await asyncio.to_thread(_get, f"{base}/metrics")
-            if _sample(text, "tradewatch_messages_out_total", stage="rules") > before:
-                break
-            await asyncio.sleep(0.05)
+        assert await until(lambda: raw_redis.exists(s.streams.alerts)), "no alert"
+        text = ""
+
+        async def counted() -> bool:  # the alerts are stored before the counters move on
+            nonlocal text
+            _, text = await asyncio.to_thread(_get, f"{base}/metrics")
+            return _sample(text, "tradewatch_messages_out_total", stage="rules") > before
+
+        assert await until(counted), text
         assert _sample(text, "tradewatch_messages_in_total", stage="rules") == before + 1
         assert _sample(text, "tradewatch_alerts_total", rule="shipyard-equipment", severity="critical") >= 1
         assert _sample(text, "tradewatch_handle_seconds_count", stage="rules") >= 1
