@@ -11,6 +11,8 @@ import pytest
 
 from tests.helpers import ROOT
 
+pytestmark = pytest.mark.slow  # every benchmark script, end to end
+
 
 @pytest.mark.timeout(600)
 def test_make_bench_runs_every_benchmark_on_tiny_inputs(tmp_path: Path) -> None:

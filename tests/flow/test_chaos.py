@@ -14,6 +14,8 @@ import pytest
 
 from benchmarks.chaos import Config, run
 
+pytestmark = pytest.mark.slow  # two chaos runs of about two minutes each
+
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("partitions", [1, 4])

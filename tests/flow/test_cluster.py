@@ -40,6 +40,8 @@ from services.settings import Settings
 from tests.fixtures.news_facts import NEWS_REPORT
 from tests.pipeline import Receiver, new_context, quick_notify, run_burst, with_channels
 
+pytestmark = pytest.mark.slow  # a cluster of three servers started for the module
+
 PARTITIONS = 6
 CLUSTER_ARGS = [
     "--cluster-enabled",

@@ -20,6 +20,8 @@ from tests.fixtures.news_facts import EXPECTED_RULES, NEWS_REPORT
 from tests.helpers import ROOT
 from tests.pipeline import Receiver, run_burst, with_channels, worker_env
 
+pytestmark = pytest.mark.slow  # whole flows: stages in process and worker processes
+
 
 def received_rules(receiver: Receiver) -> set[str]:
     return {a["rule_id"] for m in receiver.messages for a in json.loads(m["message"])["alerts"]}

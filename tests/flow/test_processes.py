@@ -8,12 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import redis
 
 from services.settings import Settings
 from tests.fixtures.news_facts import NEWS_REPORT
 from tests.helpers import ROOT, wait_until
 from tests.pipeline import worker_env
+
+pytestmark = pytest.mark.slow  # worker processes
 
 
 def test_faststream_run_serves_the_rules_stage_and_stops_cleanly_on_sigterm(

@@ -26,6 +26,8 @@ from tests.fixtures.news_facts import NEWS_REPORT
 from tests.helpers import CATALOG_FILE, RATES_FILE, ROOT, RULES_FILE, wait_until
 from tests.pipeline import run_burst, with_channels, worker_env
 
+pytestmark = pytest.mark.slow  # worker processes killed, servers killed and restarted
+
 
 class Worker:
     """``tradewatch worker STAGE`` as a process, its log in a file (a pipe could fill and stall it)."""

@@ -303,6 +303,7 @@ async def test_a_slow_channel_does_not_hold_up_a_fast_one(
     assert slow_saw == [True], "the slow channel's send was not overtaken by the fast channel's"
 
 
+@pytest.mark.slow  # a worker process started and killed, four times
 @pytest.mark.parametrize(("concurrency", "coalesce"), [(1, 1), (4, 1), (1, 3), (3, 2)])
 async def test_a_notifier_killed_mid_batch_resends_nothing_it_recorded(
     settings: Settings,
