@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
@@ -22,6 +24,14 @@ from services.settings import Settings
 
 # Retries and group waits of a fraction of a second, for tests of delivery.
 QUICK_NOTIFY = {"notify_retry_base": 0.05, "notify_retry_max": 0.2, "notify_group_wait": 0.0}
+
+
+def redis_cli(needed_for: str) -> str:
+    """``redis-cli`` or ``valkey-cli`` from PATH; where neither is, the test is skipped."""
+    for name in ("redis-cli", "valkey-cli"):
+        if found := shutil.which(name):
+            return found
+    pytest.skip(f"neither redis-cli nor valkey-cli is on PATH: {needed_for} needs one")
 
 
 def new_context(settings: Settings) -> runtime.Context:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import socket
 import subprocess
 import time
@@ -38,7 +37,7 @@ from services.ops import status
 from services.rules.stage import RulesStage
 from services.settings import Settings
 from tests.fixtures.news_facts import NEWS_REPORT
-from tests.pipeline import Receiver, new_context, quick_notify, run_burst, with_channels
+from tests.pipeline import Receiver, new_context, quick_notify, redis_cli, run_burst, with_channels
 
 pytestmark = pytest.mark.slow  # a cluster of three servers started for the module
 
@@ -68,9 +67,7 @@ def _cluster_port() -> int:
 
 
 def _cluster_tools() -> str:
-    cli = shutil.which("redis-cli") or shutil.which("valkey-cli")
-    if cli is None:
-        pytest.skip("no redis-cli or valkey-cli on PATH: cannot create a Redis Cluster for this test")
+    cli = redis_cli("creating a Redis Cluster for this test")
     try:
         server.find_server_binary()
     except server.ServerUnavailable as error:

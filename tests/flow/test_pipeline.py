@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ from services.rules.stage import RulesStage
 from services.settings import Settings
 from tests.fixtures.news_facts import EXPECTED_RULES, NEWS_REPORT
 from tests.helpers import ROOT
-from tests.pipeline import Receiver, run_burst, with_channels, worker_env
+from tests.pipeline import Receiver, redis_cli, run_burst, with_channels, worker_env
 
 pytestmark = pytest.mark.slow  # whole flows: stages in process and worker processes
 
@@ -49,17 +48,10 @@ async def test_news_report_file_to_http_channel(
     assert len(receiver.messages) == 1
 
 
-def _cli() -> str:
-    for name in ("redis-cli", "valkey-cli"):
-        if found := shutil.which(name):
-            return found
-    pytest.skip("neither redis-cli nor valkey-cli is on PATH: the any-language producer test needs one")
-
-
 def test_report_published_with_redis_cli_reaches_the_channel_through_worker_processes(
     settings: Settings, httpserver: HTTPServer, tmp_path: Path
 ) -> None:
-    cli = _cli()
+    cli = redis_cli("the any-language producer test")
     receiver = Receiver(httpserver)
     s = with_channels(settings, tmp_path, [(receiver.url, "hook")])
     url = s.redis_url.get_secret_value() if s.redis_url else ""
