@@ -37,6 +37,7 @@ from services.ops import status
 from services.rules.stage import RulesStage
 from services.settings import Settings
 from tests.fixtures.news_facts import NEWS_REPORT
+from tests.helpers import wait_until
 from tests.pipeline import Receiver, new_context, quick_notify, redis_cli, run_burst, with_channels
 
 pytestmark = pytest.mark.slow  # a cluster of three servers started for the module
@@ -93,17 +94,16 @@ def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             capture_output=True,
             timeout=60,
         )
-        deadline = time.monotonic() + 60
-        while True:
+
+        def all_ok() -> bool:
             states = []
             for node in nodes:
                 with redis.Redis(port=node.port) as client:
                     info = client.execute_command("CLUSTER INFO")  # parsed into a dict by redis-py
                 states.append(info.get("cluster_state") in ("ok", b"ok"))
-            if all(states):
-                break
-            assert time.monotonic() < deadline, "the cluster never reached cluster_state:ok"
-            time.sleep(0.2)
+            return all(states)
+
+        assert wait_until(all_ok, interval=0.2), "the cluster never reached cluster_state:ok"
         yield f"redis+cluster://127.0.0.1:{nodes[0].port}"
     finally:
         for node in nodes:
