@@ -7,7 +7,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test lint fmt typecheck schemas compose-check chaos clean eval eval-items eval-parties eval-noise bench bench-pipeline bench-screening
+.PHONY: setup run test test-fast test-services lint fmt typecheck schemas compose-check chaos clean eval eval-items eval-parties eval-noise bench bench-pipeline bench-screening
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -30,6 +30,15 @@ run: setup
 ## test: the whole suite (Redis from TRADEWATCH_TEST_REDIS_URL, else 127.0.0.1:6379, else embedded)
 test: setup
 	$(BIN)/pytest
+
+## test-fast: the unit tier while working: no server, fewer Hypothesis examples, well under a minute
+test-fast: setup
+	$(BIN)/pytest tests/unit --hypothesis-profile fast
+
+## test-services: the whole suite but the tests marked slow (whole-flow runs, chaos, the cluster,
+## benchmark smoke runs, worker processes killed); needs a server like `make test`
+test-services: setup
+	$(BIN)/pytest -m "not slow"
 
 ## eval-items: precision and recall of the item catalog on the main and held-out labelled sets (benchmarks/catalog_eval.py)
 eval-items: setup

@@ -1,8 +1,14 @@
-"""Shared fixtures: a real Redis-compatible server, an isolated namespace per test.
+"""Shared fixtures: the shipped catalog, rates and rule pack, compiled once per run; a real
+Redis-compatible server and an isolated namespace per test.
 
 The server: ``TRADEWATCH_TEST_REDIS_URL`` if set, else the Redis on 127.0.0.1:6379 if one
-answers, else an embedded Valkey started for the session. Every test gets its own namespace
-(stream and key prefix), deleted afterwards, so tests never see each other's data.
+answers, else an embedded Valkey started for the session; only tests that ask for it (the
+services and flow tiers) start or reach it. Every test gets its own namespace (stream and key
+prefix), deleted afterwards, so tests never see each other's data.
+
+Hypothesis profiles: ``full`` (the default) and ``fast`` (``--hypothesis-profile fast``, as
+``make test-fast`` runs the unit tier): property tests size their example counts with
+``tests.helpers.examples``. Plain helpers (paths, waiting for a condition) are in tests/helpers.py.
 """
 
 from __future__ import annotations
@@ -14,13 +20,43 @@ from pathlib import Path
 
 import pytest
 import redis
+from hypothesis import settings as hypothesis_settings
 
 from services import server
+from services.goods.catalog import Catalog, load_catalog
+from services.money import Rates, load_rates
+from services.rules.engine import RuleSet
+from services.rules.loader import load_ruleset
 from services.runtime import Context
 from services.settings import Settings
+from tests.helpers import CATALOG_FILE, RATES_FILE, ROOT, RULES_FILE
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+hypothesis_settings.register_profile("full")
+hypothesis_settings.register_profile("fast", max_examples=20)
+hypothesis_settings.load_profile("full")
+
+
+# ---------------------------------------------------------------- the shipped configuration
+# Read-only objects, built once: loading the catalog takes a third of a second.
+
+
+@pytest.fixture(scope="session")
+def catalog() -> Catalog:
+    return load_catalog(CATALOG_FILE)
+
+
+@pytest.fixture(scope="session")
+def rates() -> Rates:
+    return load_rates(RATES_FILE)
+
+
+@pytest.fixture(scope="session")
+def pack() -> RuleSet:
+    """The shipped rule pack with the shipped catalog and rates, as a worker loads it."""
+    return load_ruleset([RULES_FILE], CATALOG_FILE, RATES_FILE)
+
+
+# ---------------------------------------------------------------- a server and a namespace
 
 
 @pytest.fixture(scope="session")
@@ -58,9 +94,9 @@ def settings(redis_url: str, namespace: str, tmp_path: Path) -> Settings:
         redis_url=redis_url,
         namespace=namespace,
         data_dir=tmp_path / "data",
-        catalog_file=ROOT / "config/catalog.yaml",
-        rules_files=[ROOT / "config/rules.yaml"],
-        rates_file=ROOT / "config/rates.yaml",
+        catalog_file=CATALOG_FILE,
+        rules_files=[RULES_FILE],
+        rates_file=RATES_FILE,
         channels_file=ROOT / "config/channels.yaml",
         subscriptions_file=ROOT / "config/subscriptions.yaml",
         poll_interval=0.1,
@@ -84,14 +120,6 @@ def raw_redis(redis_url: str) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_url)
     yield client
     client.close()
-
-
-def shared_file(*parts: str) -> Path:
-    """A file under ../shared, or skip: a user's fresh clone has no ../shared."""
-    path = SHARED.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"{path} is absent: ../shared (the team's domain data) is not beside this checkout")
-    return path
 
 
 # The store of record's fixtures (``database_url`` over SQLite and PostgreSQL, ``store``).

@@ -27,7 +27,7 @@ from schemas.alert import Alert
 from schemas.report import ImportReport
 from services.store import Store
 from services.store.migrate import upgrade
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
 

@@ -1,18 +1,37 @@
-"""Helpers for tests that run stages for real: in-process apps in burst mode, a JSON receiver."""
+"""Helpers for tests that run stages for real: in-process apps in burst mode, channel and
+subscription files, a JSON receiver, worker processes' environment, what the streams hold."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+import redis
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from schemas.alert import Alert, MatchedItem, Severity
+from schemas.streams import StreamNames
 from services import runtime, server
 from services.settings import Settings
+
+# Retries and group waits of a fraction of a second, for tests of delivery.
+QUICK_NOTIFY = {"notify_retry_base": 0.05, "notify_retry_max": 0.2, "notify_group_wait": 0.0}
+
+
+def redis_cli(needed_for: str) -> str:
+    """``redis-cli`` or ``valkey-cli`` from PATH; where neither is, the test is skipped."""
+    for name in ("redis-cli", "valkey-cli"):
+        if found := shutil.which(name):
+            return found
+    pytest.skip(f"neither redis-cli nor valkey-cli is on PATH: {needed_for} needs one")
 
 
 def new_context(settings: Settings) -> runtime.Context:
@@ -43,6 +62,56 @@ def write_subscriptions(path: Path, body: str | None = None) -> Path:
     return path
 
 
+def with_channels(
+    settings: Settings,
+    tmp_path: Path,
+    urls: Sequence[tuple[str, str]],
+    subscriptions: str | None = None,
+    **update: Any,
+) -> Settings:
+    """The settings with a channels file of (Apprise URL, tag) pairs and a subscriptions file
+    (one subscription, ``team``, on the tag ``hook``, unless given), and any other changes."""
+    return settings.model_copy(update={
+        "channels_file": write_channels(tmp_path / "channels.yaml", urls),
+        "subscriptions_file": write_subscriptions(tmp_path / "subscriptions.yaml", subscriptions),
+        **update,
+    })  # fmt: skip
+
+
+def quick_notify(
+    settings: Settings,
+    tmp_path: Path,
+    urls: Sequence[tuple[str, str]],
+    subscriptions: str | None = None,
+    **update: Any,
+) -> Settings:
+    """``with_channels``, with retries and group waits of a fraction of a second."""
+    return with_channels(settings, tmp_path, urls, subscriptions, **QUICK_NOTIFY | update)
+
+
+def worker_env(settings: Settings, **update: str) -> dict[str, str]:
+    """The environment of a ``tradewatch`` process (run from ROOT) that works as ``settings`` say:
+    server, namespace, data folder and configuration files, a short poll, JSON logs, any port
+    free for HTTP, and ``TRADEWATCH_<NAME>`` for each further setting. Nothing of the caller's
+    own ``TRADEWATCH_*`` environment leaks in."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEWATCH_")}
+    given = {
+        "redis_url": settings.redis_url.get_secret_value() if settings.redis_url else "",
+        "namespace": settings.namespace,
+        "data_dir": str(settings.data_dir),
+        "catalog_file": str(settings.catalog_file),
+        "rules_files": ",".join(str(p) for p in settings.rules_files),
+        "rates_file": str(settings.rates_file),
+        "channels_file": str(settings.channels_file),
+        "subscriptions_file": str(settings.subscriptions_file),
+        "poll_interval": "0.2",
+        "log_format": "json",
+        "http_port": "0",
+    }
+    env.update({f"TRADEWATCH_{name.upper()}": value for name, value in (given | update).items()})
+    return env
+
+
 class Receiver:
     """Collects what Apprise's json:// channel posts; can be told to fail the next N requests."""
 
@@ -62,3 +131,46 @@ class Receiver:
 
     def alert_ids(self) -> list[str]:
         return [a["alert_id"] for m in self.messages for a in m["alerts"]]
+
+
+# ---------------------------------------------------------------- what the streams hold
+
+
+def published_reports(raw: redis.Redis, names: StreamNames) -> list[dict[str, Any]]:
+    return [json.loads(f[b"report"]) for _, f in raw.xrange(names.reports)]
+
+
+def rejected(raw: redis.Redis, names: StreamNames) -> list[dict[str, str]]:
+    """The entries of the rejected stream, their fields as text."""
+    return [
+        {k.decode(): v.decode("utf-8", "replace") for k, v in f.items()}
+        for _, f in raw.xrange(names.reports_rejected)
+    ]
+
+
+# ---------------------------------------------------------------- alerts for the notifier
+
+
+def numbered_alert(n: int, **overrides: Any) -> Alert:
+    """Alert ``a-000n``: a high machinery alert at Dandong-Sinuiju for report ``r-000n``."""
+    fields: dict[str, Any] = {
+        "alert_id": f"a-{n:04d}", "rule_id": "unscr2397-machinery", "rule_version": "v1",
+        "severity": Severity.HIGH, "report_id": f"r-{n:04d}", "title": "Industrial machinery to the DPRK",
+        "summary": f"lathe {n}", "legal_basis": "UNSCR 2397 (2017) OP7", "created_at": datetime(2026, 3, 6, tzinfo=UTC),
+        "crossing": "Dandong-Sinuiju", "destination_country": "KP", "source": "test",
+        "matched_items": [MatchedItem(index=0, description=f"lathe {n}", hs_code="8458.11", categories=["machine-tools"])],
+        "dedup_key": f"unscr2397-machinery|r-{n:04d}", "group_key": f"r-{n:04d}",
+    }  # fmt: skip
+    return Alert.model_validate(fields | overrides)
+
+
+def publish_alerts(raw: redis.Redis, s: Settings, alerts: list[Alert]) -> None:
+    with raw.pipeline() as pipe:
+        for a in alerts:
+            pipe.xadd(s.streams.alerts, {"alert": a.model_dump_json()})
+        pipe.execute()
+
+
+def delivery_history(raw: redis.Redis, s: Settings, alert_id: str) -> list[dict[str, Any]]:
+    """The notifier's record of one alert: queued, failed, sent, silenced, dead ..."""
+    return [json.loads(e) for e in raw.lrange(s.streams.key("notify", "history", alert_id), 0, -1)]

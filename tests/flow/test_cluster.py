@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import socket
 import subprocess
 import time
@@ -38,7 +37,10 @@ from services.ops import status
 from services.rules.stage import RulesStage
 from services.settings import Settings
 from tests.fixtures.news_facts import NEWS_REPORT
-from tests.pipeline import Receiver, new_context, run_burst, write_channels, write_subscriptions
+from tests.helpers import wait_until
+from tests.pipeline import Receiver, new_context, quick_notify, redis_cli, run_burst, with_channels
+
+pytestmark = pytest.mark.slow  # a cluster of three servers started for the module
 
 PARTITIONS = 6
 CLUSTER_ARGS = [
@@ -66,9 +68,7 @@ def _cluster_port() -> int:
 
 
 def _cluster_tools() -> str:
-    cli = shutil.which("redis-cli") or shutil.which("valkey-cli")
-    if cli is None:
-        pytest.skip("no redis-cli or valkey-cli on PATH: cannot create a Redis Cluster for this test")
+    cli = redis_cli("creating a Redis Cluster for this test")
     try:
         server.find_server_binary()
     except server.ServerUnavailable as error:
@@ -94,17 +94,16 @@ def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             capture_output=True,
             timeout=60,
         )
-        deadline = time.monotonic() + 60
-        while True:
+
+        def all_ok() -> bool:
             states = []
             for node in nodes:
                 with redis.Redis(port=node.port) as client:
                     info = client.execute_command("CLUSTER INFO")  # parsed into a dict by redis-py
                 states.append(info.get("cluster_state") in ("ok", b"ok"))
-            if all(states):
-                break
-            assert time.monotonic() < deadline, "the cluster never reached cluster_state:ok"
-            time.sleep(0.2)
+            return all(states)
+
+        assert wait_until(all_ok, interval=0.2), "the cluster never reached cluster_state:ok"
         yield f"redis+cluster://127.0.0.1:{nodes[0].port}"
     finally:
         for node in nodes:
@@ -119,13 +118,10 @@ async def test_pipeline_on_a_three_master_cluster(
     cluster_url: str, settings: Settings, httpserver: HTTPServer, tmp_path: Path
 ) -> None:
     receiver = Receiver(httpserver)
-    s = settings.model_copy(update={
-        "redis_url": SecretStr(cluster_url),
-        "partitions": PARTITIONS,
-        "namespace": f"tw-{uuid.uuid4().hex[:8]}",
-        "channels_file": write_channels(tmp_path / "channels.yaml", [(receiver.url, "hook")]),
-        "subscriptions_file": write_subscriptions(tmp_path / "subscriptions.yaml"),
-    })  # fmt: skip
+    s = with_channels(
+        settings, tmp_path, [(receiver.url, "hook")],
+        redis_url=SecretStr(cluster_url), partitions=PARTITIONS, namespace=f"tw-{uuid.uuid4().hex[:8]}",
+    )  # fmt: skip
     assert s.clustered
     names = s.streams
     node = RedisCluster.from_url(cluster_url.replace("redis+cluster://", "redis://"))
@@ -184,15 +180,11 @@ async def test_pipeline_on_a_three_master_cluster(
 def _on_cluster(
     cluster_url: str, settings: Settings, tmp_path: Path, receiver: Receiver, **extra: Any
 ) -> Settings:
-    return settings.model_copy(update={
-        "redis_url": SecretStr(cluster_url),
-        "partitions": PARTITIONS,
-        "namespace": f"tw-{uuid.uuid4().hex[:8]}",
-        "channels_file": write_channels(tmp_path / "channels.yaml", [(receiver.url, "hook")]),
-        "subscriptions_file": write_subscriptions(tmp_path / "subscriptions.yaml"),
-        "notify_group_wait": 0.0, "notify_retry_base": 0.05, "notify_retry_max": 0.2,
+    return quick_notify(
+        settings, tmp_path, [(receiver.url, "hook")],
+        redis_url=SecretStr(cluster_url), partitions=PARTITIONS, namespace=f"tw-{uuid.uuid4().hex[:8]}",
         **extra,
-    })  # fmt: skip
+    )  # fmt: skip
 
 
 def _tw(s: Settings, *args: str) -> Result:
@@ -444,23 +436,3 @@ async def test_notify_dead_letters_are_replayed_and_delivered_once_on_a_cluster(
         assert sorted(receiver.alert_ids()) == sorted(alerts)
     finally:
         node.close()
-
-
-def test_default_key_names_are_unchanged() -> None:
-    names = Settings(redis_url="redis://127.0.0.1:1/0").streams
-    assert (names.reports, names.alerts) == ("tradewatch:reports", "tradewatch:alerts")
-    assert (names.reports_dead, names.alerts_dead) == ("tradewatch:reports:dead", "tradewatch:alerts:dead")
-    assert names.all_reports == ["tradewatch:reports"]
-    assert names.all_alerts == ["tradewatch:alerts"]
-    assert names.reports_for("any-report") == "tradewatch:reports"
-    assert names.notify_namespace == "tradewatch"
-    assert names.deliveries == "tradewatch:deliveries"
-
-
-def test_partitioned_key_names_carry_hash_tags() -> None:
-    names = StreamNames("tw", partitions=4)
-    assert names.all_reports == [f"tw:reports:{{p{p}}}" for p in range(4)]
-    assert names.alerts_for("r-1") == names.alert_stream(names.partition("r-1"))
-    assert names.partition("r-1") == StreamNames("other", partitions=4).partition("r-1")  # stable
-    assert StreamNames("tw", tagged=True).reports == "tw:reports:{p0}"
-    assert Settings(redis_url="redis+cluster://127.0.0.1:7000").streams.is_partitioned

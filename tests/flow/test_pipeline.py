@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,16 +15,11 @@ from services.ingest.stage import IngestStage
 from services.notify.stage import NotifyStage
 from services.rules.stage import RulesStage
 from services.settings import Settings
-from tests.conftest import ROOT
 from tests.fixtures.news_facts import EXPECTED_RULES, NEWS_REPORT
-from tests.pipeline import Receiver, run_burst, write_channels, write_subscriptions
+from tests.helpers import ROOT
+from tests.pipeline import Receiver, redis_cli, run_burst, with_channels, worker_env
 
-
-def flow_settings(settings: Settings, tmp_path: Path, receiver: Receiver) -> Settings:
-    return settings.model_copy(update={
-        "channels_file": write_channels(tmp_path / "channels.yaml", [(receiver.url, "hook")]),
-        "subscriptions_file": write_subscriptions(tmp_path / "subscriptions.yaml"),
-    })  # fmt: skip
+pytestmark = pytest.mark.slow  # whole flows: stages in process and worker processes
 
 
 def received_rules(receiver: Receiver) -> set[str]:
@@ -37,7 +30,7 @@ async def test_news_report_file_to_http_channel(
     settings: Settings, httpserver: HTTPServer, tmp_path: Path, raw_redis: redis.Redis
 ) -> None:
     receiver = Receiver(httpserver)
-    s = flow_settings(settings, tmp_path, receiver)
+    s = with_channels(settings, tmp_path, [(receiver.url, "hook")])
     feed = tmp_path / "news.jsonl"
     feed.write_text(json.dumps(NEWS_REPORT) + "\n", encoding="utf-8")
 
@@ -58,36 +51,19 @@ async def test_news_report_file_to_http_channel(
     assert len(receiver.messages) == 1
 
 
-def _cli() -> str:
-    for name in ("redis-cli", "valkey-cli"):
-        if found := shutil.which(name):
-            return found
-    pytest.skip("neither redis-cli nor valkey-cli is on PATH: the any-language producer test needs one")
-
-
 def test_report_published_with_redis_cli_reaches_the_channel_through_worker_processes(
     settings: Settings, httpserver: HTTPServer, tmp_path: Path
 ) -> None:
-    cli = _cli()
+    cli = redis_cli("the any-language producer test")
     receiver = Receiver(httpserver)
-    s = flow_settings(settings, tmp_path, receiver)
+    s = with_channels(settings, tmp_path, [(receiver.url, "hook")])
     url = s.redis_url.get_secret_value() if s.redis_url else ""
     # A producer in another language: a plain XADD with the report as JSON in the field "report".
     subprocess.run(
         [cli, "-u", url, "XADD", s.streams.reports, "*", "report", json.dumps(NEWS_REPORT)],
         check=True, capture_output=True, timeout=30,
     )  # fmt: skip
-    env = {
-        **os.environ,
-        "TRADEWATCH_REDIS_URL": url,
-        "TRADEWATCH_NAMESPACE": s.namespace,
-        "TRADEWATCH_DATA_DIR": str(tmp_path / "data"),
-        "TRADEWATCH_CHANNELS_FILE": str(s.channels_file),
-        "TRADEWATCH_SUBSCRIPTIONS_FILE": str(s.subscriptions_file),
-        "TRADEWATCH_POLL_INTERVAL": "0.2",
-        "TRADEWATCH_LOG_FORMAT": "json",
-        "TRADEWATCH_HTTP_PORT": "0",
-    }
+    env = worker_env(s)
     tradewatch = [sys.executable, "-m", "services.cli"]
     for stage in ("rules", "notify"):
         done = subprocess.run(

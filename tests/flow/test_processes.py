@@ -3,54 +3,34 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+import pytest
 import redis
 
 from services.settings import Settings
-from tests.conftest import ROOT
 from tests.fixtures.news_facts import NEWS_REPORT
+from tests.helpers import ROOT, wait_until
+from tests.pipeline import worker_env
 
-
-def env_for(settings: Settings, tmp_path: Path) -> dict[str, str]:
-    url = settings.redis_url.get_secret_value() if settings.redis_url else ""
-    return {
-        **os.environ,
-        "TRADEWATCH_REDIS_URL": url,
-        "TRADEWATCH_NAMESPACE": settings.namespace,
-        "TRADEWATCH_DATA_DIR": str(tmp_path / "data"),
-        "TRADEWATCH_POLL_INTERVAL": "0.2",
-        "TRADEWATCH_LOG_FORMAT": "json",
-        "TRADEWATCH_HTTP_PORT": "0",
-    }
-
-
-def wait_for(predicate: object, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.1)
-    return False
+pytestmark = pytest.mark.slow  # worker processes
 
 
 def test_faststream_run_serves_the_rules_stage_and_stops_cleanly_on_sigterm(
-    settings: Settings, raw_redis: redis.Redis, tmp_path: Path
+    settings: Settings, raw_redis: redis.Redis
 ) -> None:
     names = settings.streams
     faststream = Path(sys.executable).with_name("faststream")
     proc = subprocess.Popen(
         [str(faststream), "run", "services.rules.app:app"],
-        env=env_for(settings, tmp_path), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=worker_env(settings), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         raw_redis.xadd(names.reports, {"report": json.dumps(NEWS_REPORT)})
-        assert wait_for(lambda: raw_redis.exists(names.alerts)), "no alert from the faststream-run app"
+        assert wait_until(lambda: raw_redis.exists(names.alerts)), "no alert from the faststream-run app"
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
@@ -67,7 +47,7 @@ def test_replicas_share_the_work_through_the_group(
     names = settings.streams
     for n in range(200):
         raw_redis.xadd(names.reports, {"report": json.dumps(NEWS_REPORT | {"report_id": f"r-{n}"})})
-    env = env_for(settings, tmp_path) | {"TRADEWATCH_BATCH_SIZE": "10"}
+    env = worker_env(settings, batch_size="10")
     tradewatch = [sys.executable, "-m", "services.cli", "worker", "rules", "--burst"]
     # Logs go to files, not pipes: a pipe nobody reads fills up and stalls the writer.
     logs = [tmp_path / f"worker-{n}.log" for n in range(2)]

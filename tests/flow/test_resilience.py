@@ -3,14 +3,14 @@ group, a failing channel whose URL holds a token. Real processes, real servers, 
 
 from __future__ import annotations
 
+import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +22,11 @@ from werkzeug import Request, Response
 from services.rules.stage import RulesStage
 from services.server import LocalServer, free_port
 from services.settings import Settings
-from tests.conftest import ROOT
 from tests.fixtures.news_facts import NEWS_REPORT
-from tests.pipeline import run_burst, write_channels, write_subscriptions
+from tests.helpers import CATALOG_FILE, RATES_FILE, ROOT, RULES_FILE, wait_until
+from tests.pipeline import run_burst, with_channels, worker_env
 
-
-def wait_for(predicate: Callable[[], object], timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
+pytestmark = pytest.mark.slow  # worker processes killed, servers killed and restarted
 
 
 class Worker:
@@ -48,7 +41,9 @@ class Worker:
             )  # fmt: skip
 
     def events(self) -> list[dict[str, Any]]:
-        lines = self.log.read_text(errors="replace").splitlines()
+        text = self.log.read_text(errors="replace")
+        # The worker may be writing a line right now: only whole lines are read, the rest next time.
+        lines = text[: text.rfind("\n") + 1].splitlines()
         return [json.loads(line) for line in lines if line.startswith("{")]
 
     def logged(self, event: str) -> bool:
@@ -65,20 +60,12 @@ class Worker:
             self.proc.wait()
 
 
-def worker_env(url: str, namespace: str, tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEWATCH_")}
-    env.update({
-        "TRADEWATCH_REDIS_URL": url,
-        "TRADEWATCH_NAMESPACE": namespace,
-        "TRADEWATCH_DATA_DIR": str(tmp_path / "data"),
-        "TRADEWATCH_POLL_INTERVAL": "0.2",
-        "TRADEWATCH_LOG_FORMAT": "json",
-        "TRADEWATCH_CATALOG_FILE": str(ROOT / "config/catalog.yaml"),
-        "TRADEWATCH_RULES_FILES": str(ROOT / "config/rules.yaml"),
-        "TRADEWATCH_RATES_FILE": str(ROOT / "config/rates.yaml"),
-    })  # fmt: skip
-    env.update({f"TRADEWATCH_{k.upper()}": v for k, v in extra.items()})
-    return env
+def own_settings(url: str, namespace: str, tmp_path: Path) -> Settings:
+    """Settings for a server of the test's own (not the shared one, not the settings fixture)."""
+    return Settings(
+        redis_url=url, namespace=namespace, data_dir=tmp_path / "data",
+        catalog_file=CATALOG_FILE, rules_files=[RULES_FILE], rates_file=RATES_FILE,
+    )  # fmt: skip
 
 
 def report(n: int) -> str:
@@ -114,24 +101,15 @@ def test_sigterm_finishes_and_acks_the_batch_in_hand_reads_nothing_more_and_exit
     with HTTPServer(host="127.0.0.1", port=free_port(), threaded=True) as http:
         http.expect_request("/hook", method="POST").respond_with_handler(slow_channel)
         url = f"json://127.0.0.1:{http.port}/hook"
-        s = settings.model_copy(update={
-            "channels_file": write_channels(tmp_path / "channels.yaml", [(url, "hook")]),
-            "subscriptions_file": write_subscriptions(tmp_path / "subscriptions.yaml"),
-        })  # fmt: skip
+        s = with_channels(settings, tmp_path, [(url, "hook")])
         raw_redis.xadd(names.reports, {"report": report(1)})
-        import asyncio
-
         asyncio.run(run_burst(s, lambda ctx: [RulesStage(ctx)]))
         first_batch = raw_redis.xlen(names.alerts)
-        env = worker_env(
-            s.redis_url.get_secret_value() if s.redis_url else "", s.namespace, tmp_path,
-            channels_file=str(s.channels_file), subscriptions_file=str(s.subscriptions_file),
-        )  # fmt: skip
-        worker = Worker("notify", env, tmp_path / "notify.log")
+        worker = Worker("notify", worker_env(s), tmp_path / "notify.log")
         try:
             assert arrived.wait(60), worker.log.read_text()[-3000:]
             worker.proc.send_signal(signal.SIGTERM)
-            assert wait_for(lambda: worker.logged("stopping")), worker.log.read_text()[-3000:]
+            assert wait_until(lambda: worker.logged("stopping")), worker.log.read_text()[-3000:]
             # Work that arrives after the signal is left for the next worker.
             later = [json.loads(f[b"alert"]) for _, f in raw_redis.xrange(names.alerts)]
             for alert in later:
@@ -157,15 +135,14 @@ def test_worker_rides_out_a_server_killed_and_restarted_and_catches_up(
     own_server: LocalServer, tmp_path: Path
 ) -> None:
     client = redis.Redis.from_url(own_server.url)
-    names = Settings(namespace="restart").streams
+    own = own_settings(own_server.url, "restart", tmp_path)
+    names = own.streams
     worker = Worker(
-        "rules",
-        worker_env(own_server.url, "restart", tmp_path, reclaim_idle="1s", heartbeat_interval="0.5s"),
-        tmp_path / "rules.log",
+        "rules", worker_env(own, reclaim_idle="1s", heartbeat_interval="0.5s"), tmp_path / "rules.log"
     )
     try:
         client.xadd(names.reports, {"report": report(1)})
-        assert wait_for(lambda: "resilience-1" in alerted_reports(client, names.alerts)), (
+        assert wait_until(lambda: "resilience-1" in alerted_reports(client, names.alerts)), (
             worker.log.read_text()[-3000:]
         )
 
@@ -175,12 +152,12 @@ def test_worker_rides_out_a_server_killed_and_restarted_and_catches_up(
         client = redis.Redis.from_url(own_server.url)
         client.xadd(names.reports, {"report": report(2)})
 
-        assert wait_for(lambda: "resilience-2" in alerted_reports(client, names.alerts), 90), (
+        assert wait_until(lambda: "resilience-2" in alerted_reports(client, names.alerts), 90), (
             worker.log.read_text()[-3000:]
         )
         assert worker.proc.poll() is None  # still the same process: no exit, no crash loop
         assert [e.get("event") for e in worker.events()].count("started") == 1
-        assert wait_for(lambda: client.xpending(names.reports, "rules")["pending"] == 0)
+        assert wait_until(lambda: client.xpending(names.reports, "rules")["pending"] == 0)
     finally:
         code = worker.stop()
         worker.kill()
@@ -192,12 +169,13 @@ def test_a_group_lost_in_a_restart_without_persistence_is_recreated_by_the_runni
 ) -> None:
     srv = LocalServer(tmp_path / "server", appendonly=False)
     srv.start()
-    names = Settings(namespace="nogroup").streams
-    worker = Worker("rules", worker_env(srv.url, "nogroup", tmp_path), tmp_path / "rules.log")
+    own = own_settings(srv.url, "nogroup", tmp_path)
+    names = own.streams
+    worker = Worker("rules", worker_env(own), tmp_path / "rules.log")
     try:
         client = redis.Redis.from_url(srv.url)
         client.xadd(names.reports, {"report": report(1)})
-        assert wait_for(lambda: "resilience-1" in alerted_reports(client, names.alerts)), (
+        assert wait_until(lambda: "resilience-1" in alerted_reports(client, names.alerts)), (
             worker.log.read_text()[-3000:]
         )
 
@@ -207,7 +185,7 @@ def test_a_group_lost_in_a_restart_without_persistence_is_recreated_by_the_runni
         assert not client.exists(names.reports)
         client.xadd(names.reports, {"report": report(2)})  # a producer recreates the stream only
 
-        assert wait_for(lambda: "resilience-2" in alerted_reports(client, names.alerts), 90), (
+        assert wait_until(lambda: "resilience-2" in alerted_reports(client, names.alerts), 90), (
             worker.log.read_text()[-3000:]
         )
         assert worker.proc.poll() is None
@@ -222,16 +200,17 @@ def test_a_group_lost_in_a_restart_without_persistence_is_recreated_by_the_runni
 def test_a_worker_started_before_its_server_waits_for_it_then_serves(tmp_path: Path) -> None:
     # As in compose without start ordering: the worker comes up first, the server seconds later.
     srv = LocalServer(tmp_path / "server", appendonly=False, port=free_port())
-    names = Settings(namespace="late").streams
-    worker = Worker("rules", worker_env(srv.url, "late", tmp_path), tmp_path / "rules.log")
+    own = own_settings(srv.url, "late", tmp_path)
+    names = own.streams
+    worker = Worker("rules", worker_env(own), tmp_path / "rules.log")
     try:
-        assert wait_for(lambda: worker.logged("server unreachable while starting, trying again"), 60), (
+        assert wait_until(lambda: worker.logged("server unreachable while starting, trying again"), 60), (
             worker.log.read_text()[-3000:]
         )
         srv.start()
         client = redis.Redis.from_url(srv.url)
         client.xadd(names.reports, {"report": report(1)})
-        assert wait_for(lambda: "resilience-1" in alerted_reports(client, names.alerts), 90), (
+        assert wait_until(lambda: "resilience-1" in alerted_reports(client, names.alerts), 90), (
             worker.log.read_text()[-3000:]
         )
         assert worker.proc.poll() is None
@@ -248,18 +227,11 @@ def test_a_channel_token_never_appears_in_logs_or_errors(
     token = "tw-SECRET-7f3a9c1e5b"
     dead_port = free_port()  # nothing listens: every send fails with a connection error
     url = f"json://hooker:${{HOOK_TOKEN}}@127.0.0.1:{dead_port}/hooks/${{HOOK_TOKEN}}?token=${{HOOK_TOKEN}}"
-    s = settings.model_copy(update={
-        "channels_file": write_channels(tmp_path / "channels.yaml", [(url, "hook")]),
-        "subscriptions_file": write_subscriptions(tmp_path / "subscriptions.yaml"),
-    })  # fmt: skip
+    s = with_channels(settings, tmp_path, [(url, "hook")])
     raw_redis.xadd(s.streams.reports, {"report": report(1)})
-    import asyncio
-
     asyncio.run(run_burst(s, lambda ctx: [RulesStage(ctx)]))
     env = worker_env(
-        s.redis_url.get_secret_value() if s.redis_url else "", s.namespace, tmp_path,
-        channels_file=str(s.channels_file), subscriptions_file=str(s.subscriptions_file),
-        max_deliveries="2", reclaim_idle="0.2s", log_level="debug",
+        s, max_deliveries="2", reclaim_idle="0.2s", log_level="debug",
         notify_max_attempts="2", notify_retry_base="0.1s", notify_group_wait="0s",
     ) | {"HOOK_TOKEN": token}  # fmt: skip
     done = subprocess.run(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import httpx
@@ -17,7 +16,7 @@ from services.ingest.sources.feeds import FeedPoller, parse_feed
 from services.ingest.stage import IngestStage
 from services.runtime import Context
 from services.settings import Settings
-from tests.pipeline import run_burst
+from tests.pipeline import published_reports, run_burst
 
 RSS = """<?xml version="1.0" encoding="UTF-8"?>
 <rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel><title>Border news</title>
@@ -63,10 +62,6 @@ class FeedServer:
         )
 
 
-def feed_reports(raw_redis: redis.Redis, ctx_settings: Settings) -> list[dict[str, object]]:
-    return [json.loads(f[b"report"]) for _, f in raw_redis.xrange(ctx_settings.streams.reports)]
-
-
 async def test_polls_are_conditional_and_entries_published_once(
     ctx: Context, httpserver: HTTPServer, raw_redis: redis.Redis
 ) -> None:
@@ -89,7 +84,7 @@ async def test_polls_are_conditional_and_entries_published_once(
     assert server.requests[1]["If-None-Match"] == '"v1"'
     assert server.requests[1]["If-Modified-Since"] == "Fri, 06 Mar 2026 01:00:00 GMT"
     assert "tradewatch" in server.requests[0]["User-Agent"]
-    reports = feed_reports(raw_redis, ctx.settings)
+    reports = published_reports(raw_redis, ctx.settings.streams)
     assert [r["url"] for r in reports] == [
         "http://127.0.0.1/a-1",
         "http://127.0.0.1/a-2",
@@ -146,4 +141,4 @@ async def test_the_stage_polls_the_feeds_in_its_config(
     await run_burst(s, lambda ctx: [IngestStage(ctx)])  # within the interval: no second request
 
     assert len(server.requests) == 1
-    assert len(feed_reports(raw_redis, s)) == 2
+    assert len(published_reports(raw_redis, s.streams)) == 2

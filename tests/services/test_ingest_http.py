@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -19,14 +20,14 @@ from services.ingest.sources.api import RefusalLog, key_matches
 from services.ingest.stage import IngestStage
 from services.runtime import Context
 from tests.fixtures.news_facts import NEWS_REPORT
+from tests.pipeline import rejected
 
 KEY = "k-7f3a9c-test"
 
 
-@pytest.fixture
-async def api(ctx: Context) -> AsyncIterator[httpx.AsyncClient]:
-    ctx.settings.api_keys = [SecretStr("other-key"), SecretStr(KEY)]
-    ctx.settings.http_max_body_bytes = 20_000
+@asynccontextmanager
+async def served(ctx: Context) -> AsyncIterator[httpx.AsyncClient]:
+    """The ingest stage serving POST /reports, and a client for it."""
     stage = IngestStage(ctx)
     await stage.start()
     try:
@@ -38,15 +39,16 @@ async def api(ctx: Context) -> AsyncIterator[httpx.AsyncClient]:
         await stage.stop()
 
 
+@pytest.fixture
+async def api(ctx: Context) -> AsyncIterator[httpx.AsyncClient]:
+    ctx.settings.api_keys = [SecretStr("other-key"), SecretStr(KEY)]
+    ctx.settings.http_max_body_bytes = 20_000
+    async with served(ctx) as client:
+        yield client
+
+
 def auth(**extra: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {KEY}", **extra}
-
-
-def rejected(raw_redis: redis.Redis, ctx: Context) -> list[dict[str, str]]:
-    return [
-        {k.decode(): v.decode("utf-8", "replace") for k, v in f.items()}
-        for _, f in raw_redis.xrange(ctx.settings.streams.reports_rejected)
-    ]
 
 
 async def test_one_report_or_a_batch_is_accepted_once(
@@ -74,7 +76,7 @@ async def test_keys_are_required(api: httpx.AsyncClient, raw_redis: redis.Redis,
         response = await api.post("/reports", json=NEWS_REPORT, headers=headers)
         assert response.status_code == 401, headers
     assert raw_redis.xlen(ctx.settings.streams.reports) == 0
-    assert rejected(raw_redis, ctx) == []  # strangers cannot fill the rejected stream
+    assert rejected(raw_redis, ctx.settings.streams) == []  # strangers cannot fill the rejected stream
 
 
 async def test_refused_keys_are_logged_by_fingerprint_at_most_once_a_minute_per_key(
@@ -148,15 +150,8 @@ def test_key_comparison() -> None:
 
 
 async def test_no_configured_key_refuses_every_post(ctx: Context) -> None:
-    stage = IngestStage(ctx)
-    await stage.start()
-    try:
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{stage.http_port}", trust_env=False
-        ) as client:
-            response = await client.post("/reports", json=NEWS_REPORT, headers={"X-API-Key": "anything"})
-    finally:
-        await stage.stop()
+    async with served(ctx) as client:
+        response = await client.post("/reports", json=NEWS_REPORT, headers={"X-API-Key": "anything"})
     assert response.status_code == 401
     assert "no API key is configured" in response.json()["error"]
 
@@ -178,7 +173,7 @@ async def test_invalid_reports_get_every_path_and_message_and_are_recorded(
     assert "Extra inputs are not permitted" in paths["1.colour"]
     assert "needs at least one of items or text" in paths["2"]
     assert raw_redis.xlen(ctx.settings.streams.reports) == 0  # all or nothing
-    (entry,) = rejected(raw_redis, ctx)
+    (entry,) = rejected(raw_redis, ctx.settings.streams)
     assert entry["source"] == "http"
     assert entry["where"] == "request partner-42"
     assert json.loads(entry["raw"]) == batch
@@ -210,7 +205,7 @@ async def test_bad_requests_are_refused_and_the_next_one_still_works(
     scalar = await api.post("/reports", json=[1, 2], headers=auth())
     assert scalar.status_code == 422
 
-    where = [e["where"] for e in rejected(raw_redis, ctx)]
+    where = [e["where"] for e in rejected(raw_redis, ctx.settings.streams)]
     assert len(where) == 5
     assert all(w.startswith("request req-") for w in where)
     ok = await api.post("/reports", json=NEWS_REPORT, headers=auth())

@@ -9,11 +9,13 @@ from __future__ import annotations
 import tracemalloc
 from pathlib import Path
 
+import pytest
+
 from services.ingest.files import ingest_file
 from services.ingest.publisher import SAMPLE_IDS, Publisher
 from services.ingest.registry import Sources
 from services.runtime import Context
-from tests.services.test_ingest_tables import COMTRADE_HEADER, comtrade_row
+from tests.fixtures.comtrade import COMTRADE_HEADER, comtrade_row
 
 
 def write_rows(path: Path, rows: int) -> Path:
@@ -40,6 +42,7 @@ async def peak_of(ctx: Context, path: Path) -> int:
     return peak
 
 
+@pytest.mark.slow  # 50,000 rows read and published
 async def test_peak_memory_does_not_grow_with_the_file(ctx: Context, tmp_path: Path) -> None:
     small = await peak_of(ctx, write_rows(tmp_path / "small.csv", 10_000))
     large = await peak_of(ctx, write_rows(tmp_path / "large.csv", 40_000))

@@ -19,32 +19,9 @@ from services.ingest.stage import IngestStage
 from services.runtime import Context
 from services.settings import Settings
 from services.yamlfile import ConfigError
-from tests.conftest import ROOT
-from tests.pipeline import run_burst
-
-COMTRADE_HEADER = (
-    "refPeriodId,refYear,refMonth,period,reporterCode,reporterISO,reporterDesc,flowCode,partnerCode,"
-    "partnerISO,partner2Code,classificationCode,cmdCode,cmdDesc,aggrLevel,isLeaf,customsCode,motCode,"
-    "qtyUnitCode,qty,altQty,netWgt,grossWgt,cifvalue,fobvalue,primaryValue"
-)
-
-
-def comtrade_row(flow: str, cmd: str, desc: str, qty: str, value: str, period: str = "202601") -> str:
-    return (
-        f'20260101,2026,1,{period},156,CHN,China,{flow},408,PRK,0,H6,{cmd},"{desc}",6,True,C00,0,'
-        f"5,{qty},0,12000,12500,,{value},{value}"
-    )
-
-
-def reports(raw_redis: redis.Redis, names: object) -> list[dict[str, object]]:
-    return [json.loads(f[b"report"]) for _, f in raw_redis.xrange(names.reports)]  # type: ignore[attr-defined]
-
-
-def rejected(raw_redis: redis.Redis, names: object) -> list[dict[str, str]]:
-    return [
-        {k.decode(): v.decode("utf-8", "replace") for k, v in f.items()}
-        for _, f in raw_redis.xrange(names.reports_rejected)  # type: ignore[attr-defined]
-    ]
+from tests.fixtures.comtrade import COMTRADE_HEADER, comtrade_row
+from tests.helpers import ROOT
+from tests.pipeline import published_reports, rejected, run_burst
 
 
 async def test_comtrade_records_become_reports_once(
@@ -70,7 +47,7 @@ async def test_comtrade_records_become_reports_once(
 
     assert first.as_dict() == {"read": 4, "published": 2, "duplicates": 0, "rejected": 2}
     assert again.as_dict() == {"read": 4, "published": 0, "duplicates": 2, "rejected": 2}
-    export, imported = reports(raw_redis, names)
+    export, imported = published_reports(raw_redis, names)
     assert export["report_id"] == "comtrade-156:408:0:X:202601:847710:C00:0"
     assert (export["origin_country"], export["destination_country"]) == ("CN", "KP")
     assert export["reported_at"].startswith("2026-01-01")  # type: ignore[union-attr]
@@ -110,7 +87,7 @@ async def test_china_customs_table_with_chinese_headers(
     tally = await ingest_file(file, sources.get("china-customs"), Publisher(ctx.redis, names, 60))
 
     assert tally.as_dict() == {"read": 3, "published": 2, "duplicates": 0, "rejected": 1}
-    excavators, welders = reports(raw_redis, names)
+    excavators, welders = published_reports(raw_redis, names)
     assert excavators["report_id"].startswith("china-customs-")  # type: ignore[union-attr]  # a hash
     assert (excavators["origin_country"], excavators["destination_country"]) == ("CN", "KP")
     assert excavators["items"] == [  # type: ignore[comparison-overlap]
@@ -140,7 +117,7 @@ async def test_own_mapping_converts_other_currencies_through_the_rates(
     tally = await ingest_file(file, sources.get("partner-ledger"), Publisher(ctx.redis, names, 60))
 
     assert tally.as_dict() == {"read": 2, "published": 1, "duplicates": 0, "rejected": 1}
-    (report,) = reports(raw_redis, names)
+    (report,) = published_reports(raw_redis, names)
     assert report["report_id"] == "partner-ledger-S-1"
     item = report["items"][0]  # type: ignore[index]
     assert item["currency"] == "USD"
@@ -234,7 +211,7 @@ async def test_inbox_picks_the_source_by_folder_rule_or_extension(
 
     await run_burst(settings, lambda ctx: [IngestStage(ctx)])
 
-    sources = sorted(str(r["source"]) for r in reports(raw_redis, settings.streams))
+    sources = sorted(str(r["source"]) for r in published_reports(raw_redis, settings.streams))
     assert sources == ["article", "comtrade", "comtrade"]
     done = sorted(p.name.split("-", 1)[1] for p in (inbox / "done").iterdir())
     assert done == ["comtrade-2026-02.csv", "january.csv", "note.txt"]

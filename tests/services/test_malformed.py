@@ -12,7 +12,7 @@ from services.notify.stage import NotifyStage
 from services.rules.stage import RulesStage
 from services.settings import Settings
 from tests.fixtures.news_facts import NEWS_REPORT
-from tests.pipeline import Receiver, run_burst, write_channels, write_subscriptions
+from tests.pipeline import Receiver, run_burst, with_channels
 
 BAD: list[dict[bytes, bytes]] = [
     {b"report": b"\xff\xfe not utf-8"},
@@ -53,10 +53,7 @@ async def test_notify_stage_dead_letters_every_bad_alert_with_a_reason(
     settings: Settings, raw_redis: redis.Redis, httpserver: HTTPServer, tmp_path: Path
 ) -> None:
     receiver = Receiver(httpserver)
-    s = settings.model_copy(update={
-        "channels_file": write_channels(tmp_path / "channels.yaml", [(receiver.url, "hook")]),
-        "subscriptions_file": write_subscriptions(tmp_path / "subscriptions.yaml"),
-    })  # fmt: skip
+    s = with_channels(settings, tmp_path, [(receiver.url, "hook")])
     names = s.streams
     for fields in BAD:
         raw_redis.xadd(names.alerts, {k.replace(b"report", b"alert"): v for k, v in fields.items()})

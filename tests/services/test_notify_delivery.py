@@ -7,14 +7,12 @@ import asyncio
 import email
 import email.policy
 import json
-import os
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,49 +24,22 @@ from pytest_httpserver import HTTPServer
 from typer.testing import CliRunner
 from werkzeug import Request, Response
 
-from schemas.alert import Alert, MatchedItem, Severity
 from services.cli import app as cli
 from services.logging import configure as configure_logging
 from services.notify.silences import Silence
 from services.notify.stage import NotifyStage
 from services.settings import Settings
-from tests.conftest import ROOT
-from tests.pipeline import Receiver, run_burst, write_channels, write_subscriptions
-
-FAST = {"notify_retry_base": 0.05, "notify_retry_max": 0.2, "notify_group_wait": 0.0}
-
-
-def make_alert(n: int, **overrides: Any) -> Alert:
-    fields: dict[str, Any] = {
-        "alert_id": f"a-{n:04d}", "rule_id": "unscr2397-machinery", "rule_version": "v1",
-        "severity": Severity.HIGH, "report_id": f"r-{n:04d}", "title": "Industrial machinery to the DPRK",
-        "summary": f"lathe {n}", "legal_basis": "UNSCR 2397 (2017) OP7", "created_at": datetime(2026, 3, 6, tzinfo=UTC),
-        "crossing": "Dandong-Sinuiju", "destination_country": "KP", "source": "test",
-        "matched_items": [MatchedItem(index=0, description=f"lathe {n}", hs_code="8458.11", categories=["machine-tools"])],
-        "dedup_key": f"unscr2397-machinery|r-{n:04d}", "group_key": f"r-{n:04d}",
-    }  # fmt: skip
-    return Alert.model_validate(fields | overrides)
-
-
-def publish(raw: redis.Redis, s: Settings, alerts: list[Alert]) -> None:
-    with raw.pipeline() as pipe:
-        for a in alerts:
-            pipe.xadd(s.streams.alerts, {"alert": a.model_dump_json()})
-        pipe.execute()
-
-
-def configure(
-    settings: Settings, tmp_path: Path, urls: list[tuple[str, str]], subs: str | None = None, **extra: Any
-) -> Settings:
-    return settings.model_copy(update={
-        "channels_file": write_channels(tmp_path / "channels.yaml", urls),
-        "subscriptions_file": write_subscriptions(tmp_path / "subscriptions.yaml", subs),
-        **FAST, **extra,
-    })  # fmt: skip
-
-
-def history(raw: redis.Redis, s: Settings, alert_id: str) -> list[dict[str, Any]]:
-    return [json.loads(e) for e in raw.lrange(s.streams.key("notify", "history", alert_id), 0, -1)]
+from tests.helpers import ROOT, until
+from tests.pipeline import (
+    Receiver,
+    delivery_history,
+    numbered_alert,
+    publish_alerts,
+    quick_notify,
+    run_burst,
+    worker_env,
+    write_subscriptions,
+)
 
 
 async def test_receiver_that_fails_then_recovers_gets_each_alert_once(
@@ -76,13 +47,13 @@ async def test_receiver_that_fails_then_recovers_gets_each_alert_once(
 ) -> None:
     receiver = Receiver(httpserver)
     receiver.fail_next = 3
-    s = configure(settings, tmp_path, [(receiver.url, "hook")])
-    publish(raw_redis, s, [make_alert(1)])
+    s = quick_notify(settings, tmp_path, [(receiver.url, "hook")])
+    publish_alerts(raw_redis, s, [numbered_alert(1)])
 
     await run_burst(s, lambda ctx: [NotifyStage(ctx)])
 
     assert receiver.alert_ids() == ["a-0001"]
-    events = history(raw_redis, s, "a-0001")
+    events = delivery_history(raw_redis, s, "a-0001")
     assert [e["event"] for e in events] == ["queued", "failed", "failed", "failed", "sent"]
     assert [e.get("attempt") for e in events[1:]] == [1, 2, 3, 4]
     assert all("retry_at" in e for e in events[1:4])
@@ -95,8 +66,8 @@ async def test_a_channel_that_never_recovers_is_dead_lettered_with_the_reason(
 ) -> None:
     receiver = Receiver(httpserver)
     receiver.fail_next = 1_000
-    s = configure(settings, tmp_path, [(receiver.url, "hook")], notify_max_attempts=3)
-    publish(raw_redis, s, [make_alert(1)])
+    s = quick_notify(settings, tmp_path, [(receiver.url, "hook")], notify_max_attempts=3)
+    publish_alerts(raw_redis, s, [numbered_alert(1)])
 
     await run_burst(s, lambda ctx: [NotifyStage(ctx)])  # ends: nothing left but the dead
 
@@ -107,7 +78,7 @@ async def test_a_channel_that_never_recovers_is_dead_lettered_with_the_reason(
     assert fields[b"dead.deliveries"] == b"3"
     assert b"gave up after 3 attempts" in fields[b"dead.reason"]
     assert fields[b"dead.subscription"] == b"team"
-    assert [e["event"] for e in history(raw_redis, s, "a-0001")][-1] == "dead"
+    assert [e["event"] for e in delivery_history(raw_redis, s, "a-0001")][-1] == "dead"
 
 
 async def test_a_failed_delivery_names_the_channel_and_what_the_receiver_answered(
@@ -124,8 +95,8 @@ async def test_a_failed_delivery_names_the_channel_and_what_the_receiver_answere
     reply = json.dumps({"error": "queue full, try again later", "token": token})
     httpserver.expect_request("/hook", method="POST").respond_with_data(reply, status=500)
     url = f"json://127.0.0.1:{httpserver.port}/hook?token=${{TW_TEST_HOOK_TOKEN}}"
-    s = configure(settings, tmp_path, [(url, "hook")], notify_max_attempts=2)
-    publish(raw_redis, s, [make_alert(1)])
+    s = quick_notify(settings, tmp_path, [(url, "hook")], notify_max_attempts=2)
+    publish_alerts(raw_redis, s, [numbered_alert(1)])
 
     with structlog.testing.capture_logs() as logs:
         await run_burst(s, lambda ctx: [NotifyStage(ctx)])
@@ -173,9 +144,9 @@ async def test_a_burst_of_200_alerts_is_one_grouped_message_and_one_digest_email
         "  - name: chat\n    channels: [hook]\n    group_by: [crossing]\n    group_wait: 2s\n"
         "  - name: desk\n    channels: [mail]\n    mode: digest\n    digest_interval: 1s\n"
     )
-    s = configure(settings, tmp_path, [(receiver.url, "hook"), (mail, "mail")], subs)
-    alerts = [make_alert(n) for n in range(200)]
-    publish(raw_redis, s, alerts)
+    s = quick_notify(settings, tmp_path, [(receiver.url, "hook"), (mail, "mail")], subs)
+    alerts = [numbered_alert(n) for n in range(200)]
+    publish_alerts(raw_redis, s, alerts)
 
     await run_burst(s, lambda ctx: [NotifyStage(ctx)])
 
@@ -204,13 +175,13 @@ async def test_a_backlog_is_coalesced_per_subscription_and_each_message_is_recor
         "  - name: chat\n    channels: [chat]\n"
         "  - name: tickets\n    channels: [tickets]\n    coalesce: 1\n    rules: [unscr2397-machinery]\n"
     )
-    s = configure(
+    s = quick_notify(
         settings, tmp_path, [(chat.url, "chat"), (tickets.url, "tickets")], subs, notify_coalesce=10
     )
-    alerts = [make_alert(n) for n in range(25)]
+    alerts = [numbered_alert(n) for n in range(25)]
     # A second rule on five of the reports: same group key, so the same message as the first.
-    alerts += [make_alert(n, rule_id="luxury-goods", alert_id=f"a-{n:04d}-lux") for n in range(5)]
-    publish(raw_redis, s, alerts)
+    alerts += [numbered_alert(n, rule_id="luxury-goods", alert_id=f"a-{n:04d}-lux") for n in range(5)]
+    publish_alerts(raw_redis, s, alerts)
 
     await run_burst(s, lambda ctx: [NotifyStage(ctx)])
 
@@ -225,7 +196,7 @@ async def test_a_backlog_is_coalesced_per_subscription_and_each_message_is_recor
     # each message and each alert has its own record: 25 + 30 delivered alerts
     assert raw_redis.xlen(s.streams.key("deliveries")) == 55
     for a in alerts[:3] + alerts[-2:]:
-        events = [e["event"] for e in history(raw_redis, s, a.alert_id)]
+        events = [e["event"] for e in delivery_history(raw_redis, s, a.alert_id)]
         assert events.count("sent") == (1 if a.alert_id.endswith("-lux") else 2)
     assert raw_redis.xpending(s.streams.alerts, "notify")["pending"] == 0
 
@@ -251,18 +222,18 @@ async def test_a_silence_added_while_a_message_waits_holds_it_at_send_time(
         return Response("ok")
 
     httpserver.expect_request("/hook", method="POST").respond_with_handler(handler)
-    s = configure(settings, tmp_path, [(f"json://127.0.0.1:{httpserver.port}/hook", "hook")])
-    alerts = [make_alert(1), make_alert(1, rule_id="luxury-goods", alert_id="a-0001-lux")]
-    publish(raw_redis, s, alerts)
+    s = quick_notify(settings, tmp_path, [(f"json://127.0.0.1:{httpserver.port}/hook", "hook")])
+    alerts = [numbered_alert(1), numbered_alert(1, rule_id="luxury-goods", alert_id="a-0001-lux")]
+    publish_alerts(raw_redis, s, alerts)
 
     await run_burst(s, lambda ctx: [NotifyStage(ctx)])
 
     assert sorted(requests[0]) == ["a-0001", "a-0001-lux"]  # one message, both alerts
     assert requests[1:] == [["a-0001"]]  # the retry: the silenced alert left out
-    lux = history(raw_redis, s, "a-0001-lux")
+    lux = delivery_history(raw_redis, s, "a-0001-lux")
     assert [e["event"] for e in lux] == ["queued", "failed", "silenced"]
     assert lux[-1]["detail"] == "s-test"
-    assert [e["event"] for e in history(raw_redis, s, "a-0001")] == ["queued", "failed", "sent"]
+    assert [e["event"] for e in delivery_history(raw_redis, s, "a-0001")] == ["queued", "failed", "sent"]
     assert raw_redis.hget(s.streams.key("notify", "silenced"), "s-test") == b"1"
 
 
@@ -270,7 +241,7 @@ async def test_silences_that_ended_before_the_history_retention_are_forgotten(
     settings: Settings, raw_redis: redis.Redis, httpserver: HTTPServer, tmp_path: Path
 ) -> None:
     receiver = Receiver(httpserver)
-    s = configure(settings, tmp_path, [(receiver.url, "hook")], notify_history_retention=86_400.0)
+    s = quick_notify(settings, tmp_path, [(receiver.url, "hook")], notify_history_retention=86_400.0)
     now = time.time()
     key = s.streams.key("notify", "silences")
     for sid, ended in (("s-old", now - 2 * 86_400), ("s-recent", now - 3600), ("s-live", now + 3600)):
@@ -280,7 +251,7 @@ async def test_silences_that_ended_before_the_history_retention_are_forgotten(
         )  # fmt: skip
         raw_redis.hset(key, sid, silence.model_dump_json())
     raw_redis.hset(s.streams.key("notify", "silenced"), "s-old", 3)
-    publish(raw_redis, s, [make_alert(1)])
+    publish_alerts(raw_redis, s, [numbered_alert(1)])
 
     await run_burst(s, lambda ctx: [NotifyStage(ctx)])
 
@@ -293,7 +264,7 @@ async def test_silenced_alerts_are_recorded_and_counted_not_sent(
     settings: Settings, raw_redis: redis.Redis, httpserver: HTTPServer, tmp_path: Path
 ) -> None:
     receiver = Receiver(httpserver)
-    s = configure(settings, tmp_path, [(receiver.url, "hook")])
+    s = quick_notify(settings, tmp_path, [(receiver.url, "hook")])
     env = {
         "TRADEWATCH_REDIS_URL": s.redis_url.get_secret_value() if s.redis_url else "",
         "TRADEWATCH_NAMESPACE": s.namespace,
@@ -310,19 +281,19 @@ async def test_silenced_alerts_are_recorded_and_counted_not_sent(
                                 "crossing=dandong sinuiju", "--for", "7d", "--by", "kim", "--reason", "known shipment"])  # fmt: skip
     assert added.exit_code == 0, added.output
     silence_id = added.output.strip()
-    publish(raw_redis, s, [make_alert(1), make_alert(2, crossing="Hunchun-Rason")])
+    publish_alerts(raw_redis, s, [numbered_alert(1), numbered_alert(2, crossing="Hunchun-Rason")])
 
     await run_burst(s, lambda ctx: [NotifyStage(ctx)])
 
     assert receiver.alert_ids() == ["a-0002"]
-    assert [e["event"] for e in history(raw_redis, s, "a-0001")] == ["silenced"]
+    assert [e["event"] for e in delivery_history(raw_redis, s, "a-0001")] == ["silenced"]
     listed = await tw("silence", "list")
     assert silence_id in listed.output
     assert "silenced 1" in listed.output
     assert "by kim" in listed.output
     assert (await tw("silence", "expire", silence_id)).exit_code == 0
     assert "no active silences" in (await tw("silence", "list")).output
-    publish(raw_redis, s, [make_alert(3)])  # the silence is over: sent again
+    publish_alerts(raw_redis, s, [numbered_alert(3)])  # the silence is over: sent again
     await run_burst(s, lambda ctx: [NotifyStage(ctx)])
     assert receiver.alert_ids() == ["a-0002", "a-0003"]
 
@@ -343,16 +314,16 @@ async def test_the_same_case_within_the_realert_window_is_sent_once(
     settings: Settings, raw_redis: redis.Redis, httpserver: HTTPServer, tmp_path: Path
 ) -> None:
     receiver = Receiver(httpserver)
-    s = configure(settings, tmp_path, [(receiver.url, "hook")])
+    s = quick_notify(settings, tmp_path, [(receiver.url, "hook")])
     case = {"dedup_key": "radio-telecom|importer=ryugyong", "realert": 3600.0}
-    publish(raw_redis, s, [make_alert(1, **case), make_alert(2, **case), make_alert(3)])
+    publish_alerts(raw_redis, s, [numbered_alert(1, **case), numbered_alert(2, **case), numbered_alert(3)])
 
     await run_burst(s, lambda ctx: [NotifyStage(ctx)])
-    publish(raw_redis, s, [make_alert(4, **case)])  # a later report of the same case
+    publish_alerts(raw_redis, s, [numbered_alert(4, **case)])  # a later report of the same case
     await run_burst(s, lambda ctx: [NotifyStage(ctx)])
 
     assert sorted(receiver.alert_ids()) == ["a-0001", "a-0003"]
-    assert history(raw_redis, s, "a-0004")[0]["detail"] == "same case as a-0001"
+    assert delivery_history(raw_redis, s, "a-0004")[0]["detail"] == "same case as a-0001"
 
 
 async def test_a_slow_channel_does_not_hold_up_a_fast_one(
@@ -380,8 +351,8 @@ async def test_a_slow_channel_does_not_hold_up_a_fast_one(
     try:
         slow_url = f"json://127.0.0.1:{slow_server.port}/slow?rto=40"
         # The slow channel is listed first: its message is due and taken first.
-        s = configure(settings, tmp_path, [(slow_url, "hook"), (fast.url, "hook")])
-        publish(raw_redis, s, [make_alert(1)])
+        s = quick_notify(settings, tmp_path, [(slow_url, "hook"), (fast.url, "hook")])
+        publish_alerts(raw_redis, s, [numbered_alert(1)])
         await run_burst(s, lambda ctx: [NotifyStage(ctx)])
     finally:
         slow_server.stop()
@@ -390,6 +361,7 @@ async def test_a_slow_channel_does_not_hold_up_a_fast_one(
     assert slow_saw == [True], "the slow channel's send was not overtaken by the fast channel's"
 
 
+@pytest.mark.slow  # a worker process started and killed, four times
 @pytest.mark.parametrize(("concurrency", "coalesce"), [(1, 1), (4, 1), (1, 3), (3, 2)])
 async def test_a_notifier_killed_mid_batch_resends_nothing_it_recorded(
     settings: Settings,
@@ -407,19 +379,28 @@ async def test_a_notifier_killed_mid_batch_resends_nothing_it_recorded(
     blocked = threading.Event()
     killed = threading.Event()
 
+    handling = [0]  # requests in the handler now
+    last_seen = [time.monotonic()]  # when the receiver last started or finished one
+
     def handler(request: Request) -> Response:
-        ids = [a["alert_id"] for a in json.loads(request.get_data())["alerts"]]
-        assert len(ids) <= coalesce
-        if len(sends) == 5 and not killed.is_set():
-            blocked.set()  # the sixth send is in flight: the worker is killed now
-            killed.wait(60)
-            return Response("too late", status=503)
-        sends.append(ids)
-        arrived.extend(ids)
-        return Response("ok")
+        handling[0] += 1
+        last_seen[0] = time.monotonic()
+        try:
+            ids = [a["alert_id"] for a in json.loads(request.get_data())["alerts"]]
+            assert len(ids) <= coalesce
+            if len(sends) == 5 and not killed.is_set():
+                blocked.set()  # the sixth send is in flight: the worker is killed now
+                killed.wait(60)
+                return Response("too late", status=503)
+            sends.append(ids)
+            arrived.extend(ids)
+            return Response("ok")
+        finally:
+            handling[0] -= 1
+            last_seen[0] = time.monotonic()
 
     httpserver.expect_request("/hook", method="POST").respond_with_handler(handler)
-    s = configure(
+    s = quick_notify(
         settings,
         tmp_path,
         [(f"json://127.0.0.1:{httpserver.port}/hook", "hook")],
@@ -427,17 +408,12 @@ async def test_a_notifier_killed_mid_batch_resends_nothing_it_recorded(
         notify_send_concurrency=concurrency,
         notify_coalesce=coalesce,
     )
-    alerts = [make_alert(n) for n in range(20)]
-    publish(raw_redis, s, alerts)
-    env = {
-        **os.environ,
-        "TRADEWATCH_REDIS_URL": s.redis_url.get_secret_value() if s.redis_url else "",
-        "TRADEWATCH_NAMESPACE": s.namespace, "TRADEWATCH_DATA_DIR": str(tmp_path / "data"),
-        "TRADEWATCH_CHANNELS_FILE": str(s.channels_file), "TRADEWATCH_SUBSCRIPTIONS_FILE": str(s.subscriptions_file),
-        "TRADEWATCH_POLL_INTERVAL": "0.2", "TRADEWATCH_NOTIFY_GROUP_WAIT": "0s", "TRADEWATCH_NOTIFY_SEND_TIMEOUT": "3s",
-        "TRADEWATCH_LOG_FORMAT": "json", "TRADEWATCH_NOTIFY_SEND_CONCURRENCY": str(concurrency),
-        "TRADEWATCH_NOTIFY_COALESCE": str(coalesce),
-    }  # fmt: skip
+    alerts = [numbered_alert(n) for n in range(20)]
+    publish_alerts(raw_redis, s, alerts)
+    env = worker_env(
+        s, notify_group_wait="0s", notify_send_timeout="3s",
+        notify_send_concurrency=str(concurrency), notify_coalesce=str(coalesce),
+    )  # fmt: skip
     with (tmp_path / "worker.log").open("w") as log:
         command = [sys.executable, "-m", "services.cli", "worker", "notify"]
         # A worker process to kill; the test's loop has nothing else to do meanwhile.
@@ -451,11 +427,9 @@ async def test_a_notifier_killed_mid_batch_resends_nothing_it_recorded(
         if proc.poll() is None:
             proc.kill()
     # Requests the killed worker had already written are still answered (and counted) after the
-    # kill: wait until the receiver has been quiet for a moment before taking the count.
-    seen = -1
-    while seen != len(sends):
-        seen = len(sends)
-        await asyncio.sleep(0.5)
+    # kill, one after another: take the count once the receiver has had nothing in hand for a
+    # full second (a request queued behind another starts within milliseconds of it).
+    assert await until(lambda: handling[0] == 0 and time.monotonic() - last_seen[0] > 1.0)
     before_restart = list(sends)
     # With several sends in flight, the others may land between the sixth blocking and the kill.
     assert len(before_restart) == 5 if concurrency == 1 else 5 <= len(before_restart) <= 4 + concurrency
@@ -487,7 +461,7 @@ def test_notify_preview_renders_without_sending(
     settings: Settings, tmp_path: Path, restore_logging: None
 ) -> None:
     alert_file = tmp_path / "alert.json"
-    alert_file.write_text(make_alert(7).model_dump_json())
+    alert_file.write_text(numbered_alert(7).model_dump_json())
     subs = write_subscriptions(tmp_path / "subscriptions.yaml")
     env = {
         "TRADEWATCH_SUBSCRIPTIONS_FILE": str(subs),
@@ -509,7 +483,7 @@ def test_notify_preview_shows_exactly_what_each_channel_receives(
     settings: Settings, tmp_path: Path, restore_logging: None
 ) -> None:
     alert_file = tmp_path / "alert.json"
-    alert_file.write_text(make_alert(7).model_dump_json())
+    alert_file.write_text(numbered_alert(7).model_dump_json())
     channels = tmp_path / "channels.yaml"
     channels.write_text(
         "version: 1\nurls:\n"
@@ -547,7 +521,7 @@ def test_notify_preview_shows_exactly_what_each_channel_receives(
     assert document["title"] == "[HIGH] lathe 7 to North Korea via Dandong-Sinuiju"
     assert document["type"] == "warning"
     assert document["cases"][0]["report_id"] == "r-0007"
-    assert document["alerts"][0]["alert_id"] == make_alert(7).alert_id
+    assert document["alerts"][0]["alert_id"] == numbered_alert(7).alert_id
     assert "Findings" in document["message"]
     missing = runner.invoke(
         cli, ["notify", "preview", str(alert_file), "-s", "team", "--channel", "x"], env=env

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,9 +13,16 @@ from pytest_httpserver import HTTPServer
 from services.notify.stage import NotifyStage
 from services.ops import dlq
 from services.settings import Settings
-from tests.conftest import ROOT
-from tests.pipeline import Receiver, run_burst
-from tests.services.test_notify_delivery import configure, history, make_alert, publish
+from tests.helpers import ROOT, until
+from tests.pipeline import (
+    Receiver,
+    delivery_history,
+    numbered_alert,
+    publish_alerts,
+    quick_notify,
+    run_burst,
+    worker_env,
+)
 
 
 async def replay_notify_dead_letters(s: Settings) -> int:
@@ -34,8 +39,8 @@ async def test_a_replayed_dead_delivery_is_sent_and_a_delivered_one_is_not_sent_
 ) -> None:
     receiver = Receiver(httpserver)
     receiver.fail_next = 1_000
-    s = configure(settings, tmp_path, [(receiver.url, "hook")], notify_max_attempts=2)
-    publish(raw_redis, s, [make_alert(1)])
+    s = quick_notify(settings, tmp_path, [(receiver.url, "hook")], notify_max_attempts=2)
+    publish_alerts(raw_redis, s, [numbered_alert(1)])
     await run_burst(s, lambda ctx: [NotifyStage(ctx)])
     assert receiver.messages == []
     assert raw_redis.xlen(s.streams.alerts_dead) == 1
@@ -45,10 +50,10 @@ async def test_a_replayed_dead_delivery_is_sent_and_a_delivered_one_is_not_sent_
     await run_burst(s, lambda ctx: [NotifyStage(ctx)])
 
     assert receiver.alert_ids() == ["a-0001"]
-    assert [e["event"] for e in history(raw_redis, s, "a-0001")][-1] == "sent"
+    assert [e["event"] for e in delivery_history(raw_redis, s, "a-0001")][-1] == "sent"
 
     # Replaying it again (an alert the channel has now) sends nothing more.
-    publish(raw_redis, s, [make_alert(1)])
+    publish_alerts(raw_redis, s, [numbered_alert(1)])
     await run_burst(s, lambda ctx: [NotifyStage(ctx)])
     assert receiver.alert_ids() == ["a-0001"]
 
@@ -59,8 +64,8 @@ async def test_a_replay_goes_only_to_the_channel_that_gave_up(
     # One subscription, two channels: "good" delivers, "bad" gives up. The replay is for "bad".
     good, bad = Receiver(httpserver, "/good"), Receiver(httpserver, "/bad")
     bad.fail_next = 1_000
-    s = configure(settings, tmp_path, [(good.url, "hook"), (bad.url, "hook")], notify_max_attempts=2)
-    publish(raw_redis, s, [make_alert(1)])
+    s = quick_notify(settings, tmp_path, [(good.url, "hook"), (bad.url, "hook")], notify_max_attempts=2)
+    publish_alerts(raw_redis, s, [numbered_alert(1)])
     await run_burst(s, lambda ctx: [NotifyStage(ctx)])
     assert good.alert_ids() == ["a-0001"]
     assert bad.alert_ids() == []
@@ -82,34 +87,27 @@ async def test_messages_for_a_channel_no_longer_configured_are_dead_lettered_the
     # sends it through the channel configured now.
     old, new = Receiver(httpserver, "/old"), Receiver(httpserver, "/new")
     waiting = "version: 1\nsubscriptions:\n  - name: team\n    channels: [hook]\n    group_wait: 1h\n"
-    s = configure(settings, tmp_path, [(old.url, "hook")], waiting)
-    publish(raw_redis, s, [make_alert(1)])
-    env = {
-        **os.environ,
-        "TRADEWATCH_REDIS_URL": s.redis_url.get_secret_value() if s.redis_url else "",
-        "TRADEWATCH_NAMESPACE": s.namespace, "TRADEWATCH_DATA_DIR": str(tmp_path / "data"),
-        "TRADEWATCH_CHANNELS_FILE": str(s.channels_file), "TRADEWATCH_SUBSCRIPTIONS_FILE": str(s.subscriptions_file),
-    }  # fmt: skip
+    s = quick_notify(settings, tmp_path, [(old.url, "hook")], waiting)
+    publish_alerts(raw_redis, s, [numbered_alert(1)])
     proc = subprocess.Popen(  # noqa: ASYNC220
         [sys.executable, "-m", "services.cli", "worker", "notify"],
-        env=env,
+        env=worker_env(s),
         cwd=ROOT,
         stderr=subprocess.DEVNULL,
     )
+
+    def accepted() -> bool:  # queued and acked: the group has read it and nothing is pending
+        groups = raw_redis.xinfo_groups(s.streams.alerts) if raw_redis.exists(s.streams.alerts) else []
+        return bool(groups) and groups[0]["entries-read"] == 1 and groups[0]["pending"] == 0
+
     try:
-        for _ in range(600):  # queued and acked: the group has read it and nothing is pending
-            groups = raw_redis.xinfo_groups(s.streams.alerts) if raw_redis.exists(s.streams.alerts) else []
-            if groups and groups[0]["entries-read"] == 1 and groups[0]["pending"] == 0:
-                break
-            await asyncio.sleep(0.1)
-        else:
-            raise AssertionError("the worker never accepted the alert")
+        assert await until(accepted), "the worker never accepted the alert"
     finally:
         proc.terminate()
         proc.wait(60)
     assert old.messages == []
 
-    s = configure(
+    s = quick_notify(
         settings, tmp_path, [(new.url, "hook")], waiting.replace("group_wait: 1h", "group_wait: 0s")
     )
     await run_burst(s, lambda ctx: [NotifyStage(ctx)])

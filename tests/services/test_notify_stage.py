@@ -15,16 +15,7 @@ from services.notify.stage import NotifyStage
 from services.rules.stage import RulesStage
 from services.settings import Settings
 from tests.fixtures.news_facts import EXPECTED_RULES, NEWS_REPORT
-from tests.pipeline import Receiver, run_burst, write_channels, write_subscriptions
-
-
-def notify_settings(
-    settings: Settings, tmp_path: Path, urls: list[tuple[str, str]], subs: str | None = None
-) -> Settings:
-    return settings.model_copy(update={
-        "channels_file": write_channels(tmp_path / "channels.yaml", urls),
-        "subscriptions_file": write_subscriptions(tmp_path / "subscriptions.yaml", subs),
-    })  # fmt: skip
+from tests.pipeline import Receiver, run_burst, with_channels
 
 
 async def alerts_for_news(settings: Settings, raw_redis: redis.Redis) -> list[Alert]:
@@ -37,7 +28,7 @@ async def test_one_report_is_one_message_listing_every_reason(
     settings: Settings, raw_redis: redis.Redis, httpserver: HTTPServer, tmp_path: Path
 ) -> None:
     receiver = Receiver(httpserver)
-    s = notify_settings(settings, tmp_path, [(receiver.url, "hook")])
+    s = with_channels(settings, tmp_path, [(receiver.url, "hook")])
     alerts = await alerts_for_news(s, raw_redis)
 
     await run_burst(s, lambda ctx: [NotifyStage(ctx)])
@@ -55,7 +46,7 @@ async def test_redelivered_alert_is_not_sent_again(
     settings: Settings, raw_redis: redis.Redis, httpserver: HTTPServer, tmp_path: Path
 ) -> None:
     receiver = Receiver(httpserver)
-    s = notify_settings(settings, tmp_path, [(receiver.url, "hook")])
+    s = with_channels(settings, tmp_path, [(receiver.url, "hook")])
     await alerts_for_news(s, raw_redis)
     await run_burst(s, lambda ctx: [NotifyStage(ctx)])
     sent = len(receiver.alert_ids())
@@ -74,7 +65,7 @@ async def test_failing_receiver_is_retried_until_it_recovers_without_duplicates(
 ) -> None:
     receiver = Receiver(httpserver)
     receiver.fail_next = 2
-    s = notify_settings(settings, tmp_path, [(receiver.url, "hook")])
+    s = with_channels(settings, tmp_path, [(receiver.url, "hook")])
     alerts = await alerts_for_news(s, raw_redis)
 
     await run_burst(s, lambda ctx: [NotifyStage(ctx)])
@@ -92,7 +83,7 @@ async def test_a_failing_channel_does_not_resend_on_the_working_one(
     good = Receiver(httpserver, "/good")
     flaky = Receiver(httpserver, "/flaky")
     flaky.fail_next = 1
-    s = notify_settings(settings, tmp_path, [(good.url, "hook"), (flaky.url, "hook")])
+    s = with_channels(settings, tmp_path, [(good.url, "hook"), (flaky.url, "hook")])
     await alerts_for_news(s, raw_redis)
 
     await run_burst(s, lambda ctx: [NotifyStage(ctx)])
@@ -109,7 +100,7 @@ async def test_email_through_a_local_smtp_server_is_multipart_html_and_text(
         f"mailto://127.0.0.1:{controller.port}?to=sanctions@example.org&from=tradewatch@example.org"
         "&mode=insecure&format=html"
     )
-    s = notify_settings(
+    s = with_channels(
         settings,
         tmp_path,
         [(url, "mail")],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 import urllib.error
 import urllib.request
@@ -23,9 +22,9 @@ from services.runtime import Consumes, build, deadletter
 from services.server import free_port
 from services.settings import Settings
 from services.wire import Entry
-from tests.conftest import ROOT
 from tests.fixtures.news_facts import NEWS_REPORT
-from tests.pipeline import Receiver, new_context, run_burst, write_channels, write_subscriptions
+from tests.helpers import ROOT, until
+from tests.pipeline import Receiver, new_context, run_burst, worker_env, write_channels, write_subscriptions
 
 
 def _read_as(raw_redis: redis.Redis, stream: str, consumer: str) -> list[Entry]:
@@ -68,15 +67,7 @@ async def test_a_stalled_worker_does_not_publish_a_batch_another_consumer_reclai
 
 async def _cli(settings: Settings, *args: str, **extra_env: str) -> tuple[int, str, str]:
     """The real ``tradewatch`` command, as an operator runs it (stdout not a terminal: JSON)."""
-    url = settings.redis_url.get_secret_value() if settings.redis_url else ""
-    env = {
-        **os.environ,
-        "TRADEWATCH_REDIS_URL": url,
-        "TRADEWATCH_NAMESPACE": settings.namespace,
-        "TRADEWATCH_DATA_DIR": str(settings.data_dir),
-        "TRADEWATCH_LOG_FORMAT": "json",
-        **extra_env,
-    }
+    env = {**worker_env(settings), **extra_env}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "services.cli", *args, env=env, cwd=ROOT,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -301,23 +292,22 @@ async def test_worker_serves_metrics_health_and_readiness(
     app = build(s, [RulesStage(ctx)], ctx)
     task = asyncio.create_task(app.run())
     try:
-        for _ in range(200):
-            code, _ = await asyncio.to_thread(_get, f"{base}/readyz")
-            if code == 200:
-                break
-            await asyncio.sleep(0.05)
-        assert code == 200
+
+        async def ready() -> bool:
+            return (await asyncio.to_thread(_get, f"{base}/readyz"))[0] == 200
+
+        assert await until(ready), "the worker never said it was ready"
         assert (await asyncio.to_thread(_get, f"{base}/healthz"))[0] == 200
         raw_redis.xadd(s.streams.reports, {"report": json.dumps(NEWS_REPORT)})
-        for _ in range(200):
-            if raw_redis.exists(s.streams.alerts):
-                break
-            await asyncio.sleep(0.05)
-        for _ in range(200):  # the alerts are stored before the counters move on
-            code, text = await asyncio.to_thread(_get, f"{base}/metrics")
-            if _sample(text, "tradewatch_messages_out_total", stage="rules") > before:
-                break
-            await asyncio.sleep(0.05)
+        assert await until(lambda: raw_redis.exists(s.streams.alerts)), "no alert"
+        text = ""
+
+        async def counted() -> bool:  # the alerts are stored before the counters move on
+            nonlocal text
+            _, text = await asyncio.to_thread(_get, f"{base}/metrics")
+            return _sample(text, "tradewatch_messages_out_total", stage="rules") > before
+
+        assert await until(counted), text
         assert _sample(text, "tradewatch_messages_in_total", stage="rules") == before + 1
         assert _sample(text, "tradewatch_alerts_total", rule="shipyard-equipment", severity="critical") >= 1
         assert _sample(text, "tradewatch_handle_seconds_count", stage="rules") >= 1

@@ -13,6 +13,7 @@ from services.runtime import Consumes, Context
 from services.settings import Settings
 from services.wire import Entry
 from tests.fixtures.news_facts import NEWS_REPORT
+from tests.helpers import until
 from tests.pipeline import new_context, run_burst
 
 
@@ -85,18 +86,12 @@ async def test_lost_group_is_recreated_and_reading_goes_on(
     app = build(settings, [RulesStage(ctx)], ctx)
     task = asyncio.create_task(app.run())
     try:
-        for _ in range(100):
-            if raw_redis.exists(names.reports):
-                break
-            await asyncio.sleep(0.05)
+        assert await until(lambda: raw_redis.exists(names.reports)), "the worker never made its group"
         # A flush or a restart without persistence: the stream and its group vanish.
         raw_redis.delete(names.reports)
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # the worker reads on meanwhile, into a missing group
         raw_redis.xadd(names.reports, {"report": json.dumps(NEWS_REPORT)})
-        for _ in range(100):
-            if raw_redis.exists(names.alerts):
-                break
-            await asyncio.sleep(0.1)
+        assert await until(lambda: raw_redis.exists(names.alerts)), "reading did not go on"
         assert raw_redis.xlen(names.alerts) > 0
     finally:
         app.exit()

@@ -12,15 +12,14 @@ import redis
 from schemas.alert import Alert
 from schemas.report import ImportReport
 from services.rules import state
-from services.rules.engine import explain
-from services.rules.loader import load_from_settings
+from services.rules.engine import RuleSet, explain
 from services.rules.stage import RulesStage
 from services.rules.temporal import Decision, MemoryState, Pending
 from services.runtime import Context
 from services.settings import Settings
+from tests.helpers import NOW
 from tests.pipeline import run_burst
 
-NOW = datetime(2026, 3, 10, tzinfo=UTC)
 SURGE = "machinery-surge-by-crossing"
 
 
@@ -36,12 +35,13 @@ def machinery(
     }
 
 
-def pendings(settings: Settings, report: dict[str, Any], at: datetime = NOW) -> dict[str, Pending]:
-    verdicts = explain(ImportReport.model_validate(report), load_from_settings(settings), at)
+def pendings(pack: RuleSet, report: dict[str, Any], at: datetime = NOW) -> dict[str, Pending]:
+    """What the shipped rules over time (the rule set the stage loads here) leave to decide."""
+    verdicts = explain(ImportReport.model_validate(report), pack, at)
     return {v.rule_id: v.pending for v in verdicts if v.pending is not None}
 
 
-async def test_redis_scripts_keep_the_memory_contract(ctx: Context) -> None:
+async def test_redis_scripts_keep_the_memory_contract(ctx: Context, pack: RuleSet) -> None:
     # One sequence through both keepers: redeliveries, two crossings, a reset, an expiry, new terms.
     steps = [
         ("a", "Dandong-Sinuiju", "lathe", 0),
@@ -60,7 +60,7 @@ async def test_redis_scripts_keep_the_memory_contract(ctx: Context) -> None:
     from_redis: list[Decision] = []
     for rid, crossing, description, hours in steps:
         at = NOW + timedelta(hours=hours)
-        found = pendings(ctx.settings, machinery(rid, crossing, description), at)
+        found = pendings(pack, machinery(rid, crossing, description), at)
         batch = [found[SURGE], found["new-machinery-heading"]]
         from_memory += [memory.decide(p, at) for p in batch]
         from_redis += await state.decide(ctx.redis, ctx.settings.streams, batch, at)
@@ -70,7 +70,9 @@ async def test_redis_scripts_keep_the_memory_contract(ctx: Context) -> None:
     assert [d.new_terms for d in from_redis[1::2] if d.fire] == [("8458",), ("8458",), ("8429",), ("8460",)]
 
 
-async def test_one_batch_of_decisions_on_the_same_keys_keeps_the_memory_contract(ctx: Context) -> None:
+async def test_one_batch_of_decisions_on_the_same_keys_keeps_the_memory_contract(
+    ctx: Context, pack: RuleSet
+) -> None:
     # The stage sends every decision of a rule and group in one script call: in one batch, a
     # surge fires, restarts and fires again, a repeated report gets its decision back, and a
     # heading is new only for the report that brought it.
@@ -78,9 +80,9 @@ async def test_one_batch_of_decisions_on_the_same_keys_keeps_the_memory_contract
              ("e", "grinder"), ("f", "lathe"), ("c", "bulldozer"), ("g", "lathe")]  # fmt: skip
     batch: list[Pending] = []
     for rid, description in steps:
-        found = pendings(ctx.settings, machinery(rid, "Dandong-Sinuiju", description))
+        found = pendings(pack, machinery(rid, "Dandong-Sinuiju", description))
         batch += [found[SURGE], found["new-machinery-heading"]]
-    found = pendings(ctx.settings, machinery("h", "Changbai-Hyesan"))
+    found = pendings(pack, machinery("h", "Changbai-Hyesan"))
     batch.insert(5, found[SURGE])  # another group in between
     memory = MemoryState()
     from_memory = [memory.decide(p, NOW) for p in batch]
@@ -132,12 +134,12 @@ async def test_a_restart_neither_forgets_nor_floods(settings: Settings, raw_redi
 
 
 async def test_a_redelivered_report_does_not_count_twice(
-    settings: Settings, ctx: Context, raw_redis: redis.Redis
+    settings: Settings, ctx: Context, raw_redis: redis.Redis, pack: RuleSet
 ) -> None:
     # A worker applied the state for r1 and r2, then died before publishing and acking.
     for rid in ("r1", "r2"):
         now = datetime.now(UTC)  # the stage counts on its own clock
-        await state.decide(ctx.redis, settings.streams, [pendings(settings, machinery(rid), now)[SURGE]], now)
+        await state.decide(ctx.redis, settings.streams, [pendings(pack, machinery(rid), now)[SURGE]], now)
     # Their redelivery (and a second publication of r2) must not make a surge of three.
     _publish(raw_redis, settings, machinery("r1"), machinery("r2"), machinery("r2"))
     await run_burst(settings, lambda ctx: [RulesStage(ctx)])
@@ -152,9 +154,9 @@ async def test_a_redelivered_report_does_not_count_twice(
 
 
 async def test_state_keys_live_under_the_namespace_with_a_bounded_life(
-    settings: Settings, ctx: Context, raw_redis: redis.Redis
+    settings: Settings, ctx: Context, raw_redis: redis.Redis, pack: RuleSet
 ) -> None:
-    await state.decide(ctx.redis, settings.streams, [pendings(settings, machinery("k1"))[SURGE]], NOW)
+    await state.decide(ctx.redis, settings.streams, [pendings(pack, machinery("k1"))[SURGE]], NOW)
     keys = sorted(k.decode() for k in raw_redis.scan_iter(match=f"{settings.namespace}:rules:freq:*"))
     assert len(keys) == 3
     assert all(k.startswith(f"{settings.namespace}:rules:freq:{{{SURGE}:") for k in keys)

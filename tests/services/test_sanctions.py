@@ -17,9 +17,8 @@ from services.runtime import Context
 from services.sanctions.lists import ListedEntry, ListFormat, ParsedList, read_list
 from services.sanctions.store import SanctionsStore, ScreeningCache
 from services.settings import Settings
-from tests.conftest import shared_file
+from tests.helpers import SAMPLE_CSV, SAMPLE_XML, shared_file, until
 from tests.pipeline import run_burst
-from tests.unit.test_sanctions_match import SAMPLE_CSV, SAMPLE_XML
 
 
 def cli_env(settings: Settings) -> dict[str, str]:
@@ -54,9 +53,10 @@ async def test_a_reload_replaces_the_list_at_once(ctx: Context, raw_redis: redis
             await asyncio.sleep(0)
 
     task = asyncio.create_task(reader())
-    await asyncio.sleep(0.05)
+    assert await until(lambda: len(seen) >= 1)  # reading while the list is replaced
     second = await store.save("t", ListFormat.UN_XML, "b.xml", made_list("b", 3_000))
-    await asyncio.sleep(0.05)
+    after = len(seen)
+    assert await until(lambda: len(seen) >= after + 2)  # a read begun after the save has ended
     stop.set()
     await task
     assert second.replaced == first.meta.version

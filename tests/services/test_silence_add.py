@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from services.cli import app as cli
 from services.logging import configure as configure_logging
 from services.settings import Settings
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def tw(settings: Settings, tmp_path: Path, *args: str) -> Result:

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from schemas.report import Condition, ImportReport
-from services.goods.catalog import load_catalog
+from services.goods.catalog import Catalog
 from services.ingest.sources.article import ArticleSource, Extractor, find_prices, html_to_text
-from services.money import load_rates
-from tests.conftest import ROOT, shared_file
+from services.money import Rates
+from tests.helpers import ROOT, shared_file
 
 ALL_CROSSINGS = ["Dandong-Sinuiju", "Hunchun-Rason (Wonjong-ri)", "Changbai-Hyesan"]
 
@@ -27,8 +27,8 @@ FARM_ITEMS = {"tractor", "seeder", "harvester", "rice-mill", "milking-machine", 
 
 
 @pytest.fixture(scope="module")
-def extractor() -> Extractor:
-    return Extractor(load_catalog(ROOT / "config/catalog.yaml"), load_rates(ROOT / "config/rates.yaml"))
+def extractor(catalog: Catalog, rates: Rates) -> Extractor:
+    return Extractor(catalog, rates)
 
 
 def read(extractor: Extractor, path: Path) -> ImportReport:

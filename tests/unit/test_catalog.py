@@ -5,14 +5,8 @@ from __future__ import annotations
 import pytest
 
 from schemas.report import Condition
-from services.goods.catalog import Catalog, load_catalog, parse_catalog
+from services.goods.catalog import Catalog, parse_catalog
 from services.yamlfile import ConfigError, parse
-from tests.conftest import ROOT
-
-
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return load_catalog(ROOT / "config/catalog.yaml")
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,6 @@ import json
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
 from benchmarks.catalog_eval import (
     HOLDOUT,
     HOLDOUT_HEADING_TARGET,
@@ -18,13 +16,8 @@ from benchmarks.catalog_eval import (
     load_labelled,
     same_heading,
 )
-from services.goods.catalog import Catalog, load_catalog
-from tests.conftest import ROOT, shared_file
-
-
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return load_catalog(ROOT / "config/catalog.yaml")
+from services.goods.catalog import Catalog
+from tests.helpers import shared_file
 
 
 def test_holdout_set_is_well_formed_and_apart(catalog: Catalog) -> None:

@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from schemas.report import ImportReport
-from services.goods.catalog import Catalog, load_catalog, parse_catalog
+from services.goods.catalog import Catalog, parse_catalog
 from services.rules.engine import evaluate, explain
-from services.rules.loader import load_ruleset
 from services.yamlfile import ConfigError, parse
-from tests.conftest import ROOT
-
-NOW = datetime(2026, 3, 10, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return load_catalog(ROOT / "config/catalog.yaml")
+from tests.helpers import CATALOG_FILE, NOW, rules_from
 
 
 @pytest.mark.parametrize(
@@ -43,7 +34,7 @@ def test_two_crossings_in_one_field_stay_as_written(catalog: Catalog) -> None:
 
 
 def test_a_term_claimed_by_two_crossings_is_refused() -> None:
-    text = (ROOT / "config/catalog.yaml").read_text(encoding="utf-8") + "  Other:\n    en: [Dandong]\n"
+    text = CATALOG_FILE.read_text(encoding="utf-8") + "  Other:\n    en: [Dandong]\n"
     with pytest.raises(
         ConfigError, match="crossing term 'Dandong' of 'Other' already names 'Dandong-Sinuiju'"
     ):
@@ -51,8 +42,8 @@ def test_a_term_claimed_by_two_crossings_is_refused() -> None:
 
 
 def test_rules_keys_and_surges_see_one_crossing(tmp_path: Path) -> None:
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(
+    ruleset = rules_from(
+        tmp_path,
         """version: 1
 rules:
   - id: at-sinuiju
@@ -68,9 +59,7 @@ rules:
     when: {item: {hs: ["84"]}}
     frequency: {count: 3, window: 7d, per: [crossing]}
 """,
-        encoding="utf-8",
     )
-    ruleset = load_ruleset([rules], ROOT / "config/catalog.yaml", ROOT / "config/rates.yaml")
     written = ["Dandong-Sinuiju", "丹东-新义州", "단둥"]
     reports = [
         ImportReport(report_id=f"r{n}", source="t", crossing=c, items=[{"description": "lathe"}])
@@ -85,8 +74,8 @@ rules:
 
 
 def test_an_exception_for_a_crossing_covers_every_way_of_writing_it(tmp_path: Path) -> None:
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(
+    ruleset = rules_from(
+        tmp_path,
         """version: 1
 rules:
   - id: lathes
@@ -97,9 +86,7 @@ rules:
     exceptions:
       - {id: licensed-route, reason: licensed, crossing: [신의주]}
 """,
-        encoding="utf-8",
     )
-    ruleset = load_ruleset([rules], ROOT / "config/catalog.yaml", ROOT / "config/rates.yaml")
     for crossing, fires in (("Dandong-Sinuiju", False), ("丹东", False), ("Hyesan", True)):
         report = ImportReport(report_id="r", source="t", crossing=crossing, items=[{"description": "lathe"}])
         assert bool(evaluate(report, ruleset, NOW)) is fires, crossing

@@ -8,25 +8,10 @@ from pathlib import Path
 import pytest
 
 from schemas.alert import Severity
-from schemas.report import ImportReport
 from services.rules.engine import RuleSet, evaluate, explain
-from services.rules.loader import load_ruleset
 from services.yamlfile import ConfigError
-from tests.conftest import ROOT
-
-NOW = datetime(2026, 3, 10, tzinfo=UTC)
-
-
-def ruleset_from(tmp_path: Path, rules_yaml: str) -> RuleSet:
-    path = tmp_path / "rules.yaml"
-    path.write_text(rules_yaml, encoding="utf-8")
-    return load_ruleset([path], ROOT / "config/catalog.yaml", ROOT / "config/rates.yaml")
-
-
-def report(**fields: object) -> ImportReport:
-    base: dict[str, object] = {"report_id": "r1", "source": "test", "destination_country": "KP"}
-    return ImportReport.model_validate(base | fields)
-
+from tests.helpers import NOW, rules_from
+from tests.helpers import make_report as report
 
 RULES = """
 version: 1
@@ -78,9 +63,9 @@ rules:
 """
 
 
-@pytest.fixture
-def rules(tmp_path: Path) -> RuleSet:
-    return ruleset_from(tmp_path, RULES)
+@pytest.fixture(scope="module")
+def rules(tmp_path_factory: pytest.TempPathFactory) -> RuleSet:
+    return rules_from(tmp_path_factory.mktemp("rules"), RULES)
 
 
 def test_hs_range_fires_with_item_evidence(rules: RuleSet) -> None:
@@ -179,7 +164,7 @@ rules:
     when: {words: [x]}
 """
     with pytest.raises(ConfigError) as caught:
-        ruleset_from(tmp_path, bad)
+        rules_from(tmp_path, bad)
     text = str(caught.value)
     assert "rules.yaml:7: rules[0].colour: unknown key 'colour'; the keys here are id, title," in text
     assert "rules.yaml:8: rules[0].when.item.hs[0]: '8A' is not an HS code" in text
@@ -208,7 +193,7 @@ rules:
     when: {words: [x]}
 """
     with pytest.raises(ConfigError) as caught:
-        ruleset_from(tmp_path, bad)
+        rules_from(tmp_path, bad)
     text = str(caught.value)
     assert (
         "rules.yaml:7: rules[0].when.item.categories[0]: 'spaceships' is not a category of the catalog"
@@ -217,10 +202,7 @@ rules:
     assert "rules.yaml:8: rules[1].id: rule id 'three' is already defined" in text
 
 
-def test_shipped_pack_loads_and_spares_food(tmp_path: Path) -> None:
-    pack = load_ruleset(
-        [ROOT / "config/rules.yaml"], ROOT / "config/catalog.yaml", ROOT / "config/rates.yaml"
-    )
+def test_shipped_pack_loads_and_spares_food(pack: RuleSet) -> None:
     food = report(
         items=[{"description": "rice"}, {"description": "wheat flour"}, {"description": "medicine"}]
     )

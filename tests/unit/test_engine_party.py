@@ -7,12 +7,10 @@ from pathlib import Path
 import pytest
 
 from schemas.report import ImportReport
-from services.rules.engine import evaluate
+from services.rules.engine import RuleSet, evaluate
 from services.sanctions.index import ScreeningIndex
-from services.sanctions.lists import read_list
 from services.yamlfile import ConfigError
-from tests.unit.test_engine import NOW, ruleset_from
-from tests.unit.test_sanctions_match import SAMPLE_XML
+from tests.helpers import NOW, make_report, rules_from
 
 RULES = """
 version: 1
@@ -35,22 +33,22 @@ rules:
 
 
 @pytest.fixture(scope="module")
-def index() -> ScreeningIndex:
-    return ScreeningIndex.build(read_list(SAMPLE_XML, "un-sc").entries)
+def ruleset(tmp_path_factory: pytest.TempPathFactory) -> RuleSet:
+    return rules_from(tmp_path_factory.mktemp("rules"), RULES)
 
 
 def report(**fields: object) -> ImportReport:
-    return ImportReport.model_validate({"report_id": "r1", "source": "test"} | fields)
+    """A report with no destination: screening looks at names, not at where the goods go."""
+    return make_report(destination_country=None, **fields)
 
 
 def test_a_listed_importer_fires_with_entry_reference_alias_and_score(
-    tmp_path: Path, index: ScreeningIndex
+    ruleset: RuleSet, sample_index: ScreeningIndex
 ) -> None:
-    ruleset = ruleset_from(tmp_path, RULES)
     shipment = report(
         importer="Ryonhwa Machinery J.V. Co., Ltd.", items=[{"description": "lathes", "hs_code": "8458.11"}]
     )
-    alerts = {a.rule_id: a for a in evaluate(shipment, ruleset, NOW, index)}
+    alerts = {a.rule_id: a for a in evaluate(shipment, ruleset, NOW, sample_index)}
     assert set(alerts) == {"listed-party", "listed-importer-of-machinery"}
     evidence = alerts["listed-party"].evidence
     assert evidence == [
@@ -59,13 +57,14 @@ def test_a_listed_importer_fires_with_entry_reference_alias_and_score(
     ]
 
 
-def test_names_in_the_text_and_the_exporter_are_screened(tmp_path: Path, index: ScreeningIndex) -> None:
-    ruleset = ruleset_from(tmp_path, RULES)
+def test_names_in_the_text_and_the_exporter_are_screened(
+    ruleset: RuleSet, sample_index: ScreeningIndex
+) -> None:
     news = report(
         exporter="Dandong Xinyuan Trading Co., Ltd.",
         text="Lathes went to the Chong Chon Gang Shipping Co. yard; 据报道，朝鲜联合机械贸易会社也收到了机床。",
     )
-    alerts = evaluate(news, ruleset, NOW, index)
+    alerts = evaluate(news, ruleset, NOW, sample_index)
     assert [a.rule_id for a in alerts] == ["listed-party"]
     evidence = " | ".join(alerts[0].evidence)
     assert 'named in the text: "Chong Chon Gang Shipping Co" matches KPe.022' in evidence
@@ -73,20 +72,25 @@ def test_names_in_the_text_and_the_exporter_are_screened(tmp_path: Path, index: 
     assert "Xinyuan" not in evidence
 
 
-def test_no_match_no_lists_or_another_regime_does_not_fire(tmp_path: Path, index: ScreeningIndex) -> None:
-    ruleset = ruleset_from(tmp_path, RULES)
-    assert evaluate(report(importer="Korea Ryongsong Machinery Corp", text="x"), ruleset, NOW, index) == []
+def test_no_match_no_lists_or_another_regime_does_not_fire(
+    ruleset: RuleSet, sample_index: ScreeningIndex
+) -> None:
+    assert (
+        evaluate(report(importer="Korea Ryongsong Machinery Corp", text="x"), ruleset, NOW, sample_index)
+        == []
+    )
     assert (
         evaluate(report(importer="Korea Ryonha Machinery JV", text="x"), ruleset, NOW) == []
     )  # no index given
     # Listed, but on another regime's part of the list: only the un-sc rule could see it, and it wants items.
-    assert evaluate(report(importer="Example Riverside Trading LLC", text="x"), ruleset, NOW, index) == []
+    assert (
+        evaluate(report(importer="Example Riverside Trading LLC", text="x"), ruleset, NOW, sample_index) == []
+    )
 
 
-def test_min_score_decides(tmp_path: Path, index: ScreeningIndex) -> None:
-    ruleset = ruleset_from(tmp_path, RULES)
+def test_min_score_decides(ruleset: RuleSet, sample_index: ScreeningIndex) -> None:
     typo = report(importer="Ryonha Machinary Corp", items=[{"hs_code": "845811"}])
-    fired = {a.rule_id for a in evaluate(typo, ruleset, NOW, index)}
+    fired = {a.rule_id for a in evaluate(typo, ruleset, NOW, sample_index)}
     assert fired == {"listed-party"}  # about 0.94: above 0.9, below the second rule's 0.95
 
 
@@ -116,13 +120,13 @@ rules:
       party: {condition}
 """
     with pytest.raises(ConfigError) as caught:
-        ruleset_from(tmp_path, rules)
+        rules_from(tmp_path, rules)
     assert message in str(caught.value)
     assert "rules.yaml:" in str(caught.value)
 
 
 def test_a_reviewed_exception_holds_the_rule_back_and_the_verdict_says_why(
-    tmp_path: Path, index: ScreeningIndex
+    ruleset: RuleSet, sample_index: ScreeningIndex
 ) -> None:
     from datetime import timedelta
 
@@ -130,8 +134,7 @@ def test_a_reviewed_exception_holds_the_rule_back_and_the_verdict_says_why(
     from services.rules.engine import explain
     from services.sanctions.matcher import exceptions_from
 
-    ruleset = ruleset_from(tmp_path, RULES)
-    excepted = ScreeningIndex.build(index.entries)
+    excepted = ScreeningIndex.build(sample_index.entries)
     excepted.exceptions = exceptions_from(
         [
             ScreeningException(

@@ -10,8 +10,8 @@ from schemas.alert import Alert, Severity
 from schemas.report import Condition, ImportReport
 from services.rules.engine import RuleSet, evaluate, examine
 from services.rules.loader import load_ruleset
-from tests.conftest import ROOT
 from tests.fixtures.readme_example import readme_http_example
+from tests.helpers import ROOT
 
 NOW = datetime(2026, 3, 10, tzinfo=UTC)
 

@@ -21,21 +21,23 @@ from jinja2.exceptions import SecurityError
 
 from schemas.alert import Alert
 from schemas.report import ImportReport
-from services.goods.catalog import load_catalog
+from services.goods.catalog import Catalog, load_catalog
 from services.ingest.sources import Rejection
 from services.ingest.sources.jsonl import JsonlSource
 from services.money import load_rates
 from services.notify.channels import load_channels
 from services.notify.render import Renderer, TemplateProblem
 from services.notify.subscriptions import load_subscriptions
+from services.rules import loader
+from services.rules.engine import RuleSet, evaluate
 from services.rules.loader import load_ruleset
 from services.textmatch import TermMatcher, normalise
 from services.wire import BadMessage, Entry, decode_alert, decode_report
 from services.yamlfile import ConfigError
-from tests.conftest import ROOT
 from tests.fixtures.news_facts import NEWS_REPORT
+from tests.helpers import CATALOG_FILE, RATES_FILE, ROOT, RULES_FILE, examples
 
-FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 odd_text = st.text(
     alphabet=st.characters(codec="utf-8", categories=["L", "M", "N", "P", "S", "Z", "C"]),
@@ -110,9 +112,9 @@ def test_ingest_line_parser_never_crashes(payload: bytes) -> None:
 # --- configuration files --------------------------------------------------------------------
 
 REAL = {
-    "rules": (ROOT / "config/rules.yaml").read_text(encoding="utf-8"),
-    "catalog": (ROOT / "config/catalog.yaml").read_text(encoding="utf-8"),
-    "rates": (ROOT / "config/rates.yaml").read_text(encoding="utf-8"),
+    "rules": RULES_FILE.read_text(encoding="utf-8"),
+    "catalog": CATALOG_FILE.read_text(encoding="utf-8"),
+    "rates": RATES_FILE.read_text(encoding="utf-8"),
     "subscriptions": (ROOT / "config/subscriptions.yaml").read_text(encoding="utf-8"),
     "channels": "version: 1\nurls:\n  - json://127.0.0.1:9/hook:\n      - tag: hook\n",
 }
@@ -120,7 +122,7 @@ REAL = {
 
 def _load(kind: str, path: Path) -> object:
     if kind == "rules":
-        return load_ruleset([path], ROOT / "config/catalog.yaml", ROOT / "config/rates.yaml")
+        return load_ruleset([path], CATALOG_FILE, RATES_FILE)
     if kind == "catalog":
         return load_catalog(path)
     if kind == "rates":
@@ -168,8 +170,18 @@ def mutated(draw: st.DrawFn, kind: str) -> bytes:
 
 
 @pytest.mark.parametrize("kind", list(REAL))
-def test_loaders_refuse_bad_files_with_a_config_error(kind: str) -> None:
-    @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_loaders_refuse_bad_files_with_a_config_error(
+    kind: str, catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The rule loader reads the shipped catalog again for every mutated rule file (a third of a
+    # second an example): that file is not mutated here, so it is the one read for the session.
+    # The catalog's own mutations are the "catalog" case, read from scratch every time.
+    def shipped_once(path: Path) -> Catalog:
+        return catalog if path == CATALOG_FILE else load_catalog(path)
+
+    monkeypatch.setattr(loader, "load_catalog", shipped_once)
+
+    @settings(max_examples=examples(50), deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(mutated(kind))
     def check(content: bytes) -> None:
         with tempfile.TemporaryDirectory() as tmp:
@@ -260,17 +272,11 @@ def _renderer_with(tmp: Path, body: str) -> Renderer:
     return Renderer(tmp)
 
 
-def _alert() -> Alert:
+def _alert(pack: RuleSet) -> Alert:
     """A real alert (the engine's, for the news report) whose title looks like a template."""
     from datetime import UTC, datetime
 
-    from services.rules.engine import evaluate
-    from services.rules.loader import load_ruleset
-
-    ruleset = load_ruleset(
-        [ROOT / "config/rules.yaml"], ROOT / "config/catalog.yaml", ROOT / "config/rates.yaml"
-    )
-    alert = evaluate(ImportReport.model_validate(NEWS_REPORT), ruleset, datetime.now(UTC))[0]
+    alert = evaluate(ImportReport.model_validate(NEWS_REPORT), pack, datetime.now(UTC))[0]
     return alert.model_copy(update={"title": "{{ 7 * 7 }} {% for x in range(3) %}x{% endfor %}"})
 
 
@@ -291,7 +297,7 @@ def test_templates_cannot_reach_outside_the_sandbox(tmp_path: Path, escape: str)
     assert isinstance(caught.value.__cause__, SecurityError)
 
 
-def test_alert_text_is_data_not_template(tmp_path: Path) -> None:
+def test_alert_text_is_data_not_template(tmp_path: Path, pack: RuleSet) -> None:
     renderer = _renderer_with(tmp_path, "{% for a in alerts %}{{ a.title }}{% endfor %}")
-    body = renderer.render([_alert()], "text").body
+    body = renderer.render([_alert(pack)], "text").body
     assert body == "{{ 7 * 7 }} {% for x in range(3) %}x{% endfor %}"

@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from schemas.alert import Alert, MatchedItem, Severity
+from schemas.alert import MatchedItem, Severity
 from services.notify.channels import load_channels
 from services.notify.render import Renderer
 from services.notify.subscriptions import load_subscriptions
 from services.redact import redact
 from services.yamlfile import ConfigError
-
-
-def alert(**overrides: object) -> Alert:
-    base: dict[str, object] = {
-        "alert_id": "a-1", "rule_id": "shipyard-equipment", "rule_version": "v1", "severity": Severity.CRITICAL,
-        "report_id": "r-1", "title": "Shipyard equipment to the DPRK", "summary": "CNC cutting machines",
-        "matched_items": [MatchedItem(index=0, description="CNC cutting machine <b>", hs_code="8456", categories=["machine-tools"], evidence=["category shipyard-equipment"])],
-        "legal_basis": "UNSCR 2397 OP7", "tags": ["shipyard"], "created_at": datetime(2026, 3, 1, tzinfo=UTC),
-        "crossing": "Hunchun-Rason", "destination_country": "KP", "dedup_key": "k", "group_key": "g",
-    }  # fmt: skip
-    return Alert.model_validate(base | overrides)
+from tests.helpers import make_alert as alert
 
 
 def test_missing_file_and_empty_config_are_refused(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from services.notify.render import Renderer, TemplateProblem
 from services.notify.silences import Silence, parse_matchers
 from services.notify.subscriptions import Subscription, load_subscriptions
 from services.yamlfile import ConfigError
-from tests.unit.test_notify_config import alert
+from tests.helpers import make_alert as alert
 
 
 def sub(**fields: object) -> Subscription:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from schemas.streams import StreamNames
 from services.settings import Settings
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 

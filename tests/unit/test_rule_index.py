@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
-from functools import cache
 from typing import Any
 
 from hypothesis import given, settings
@@ -12,22 +10,10 @@ from hypothesis import strategies as st
 
 from schemas.report import ImportReport
 from schemas.rules import Rule
-from services.goods.catalog import Catalog, load_catalog
-from services.money import Rates, load_rates
+from services.goods.catalog import Catalog
+from services.money import Rates
 from services.rules.engine import CompiledRule, RuleSet, compile_rules, explain
-from tests.conftest import ROOT
-
-NOW = datetime(2026, 3, 10, tzinfo=UTC)
-
-
-@cache
-def catalog() -> Catalog:
-    return load_catalog(ROOT / "config/catalog.yaml")
-
-
-@cache
-def rates() -> Rates:
-    return load_rates(ROOT / "config/rates.yaml")
+from tests.helpers import NOW, examples
 
 
 def rule(rule_id: str, when: dict[str, Any], **more: Any) -> Rule:
@@ -69,8 +55,8 @@ def generated_rules(n: int) -> list[Rule]:
     return rules
 
 
-def test_ten_thousand_rules_only_candidates_are_evaluated() -> None:
-    ruleset, calls = counting(compile_rules(generated_rules(10_000), catalog(), rates()))
+def test_ten_thousand_rules_only_candidates_are_evaluated(catalog: Catalog, rates: Rates) -> None:
+    ruleset, calls = counting(compile_rules(generated_rules(10_000), catalog, rates))
     report = ImportReport.model_validate({
         "report_id": "r", "source": "t", "destination_country": "KP", "text": "mentions zq4 and zq7",
         "items": [{"hs_code": "840003"}, {"hs_code": "850005", "condition": "used"}, {"description": "rice"}],
@@ -159,8 +145,10 @@ reports = st.builds(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.lists(report_cond, min_size=1, max_size=6), reports)
-def test_the_index_never_changes_a_result(conditions: list[dict[str, Any]], report: ImportReport) -> None:
-    ruleset = compile_rules([rule(f"r{i}", c) for i, c in enumerate(conditions)], catalog(), rates())
+def test_the_index_never_changes_a_result(
+    catalog: Catalog, rates: Rates, conditions: list[dict[str, Any]], report: ImportReport
+) -> None:
+    ruleset = compile_rules([rule(f"r{i}", c) for i, c in enumerate(conditions)], catalog, rates)
     assert explain(report, ruleset, NOW) == explain(report, ruleset, NOW, use_index=False)

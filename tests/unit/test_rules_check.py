@@ -17,7 +17,7 @@ from services.rules.loader import load_from_settings, load_ruleset, watched_file
 from services.rules.reload import Reloader
 from services.settings import Settings
 from services.yamlfile import ConfigError
-from tests.conftest import ROOT, shared_file
+from tests.helpers import ROOT, shared_file
 
 NOW = datetime(2026, 3, 10, tzinfo=UTC)
 CATALOG = ROOT / "config/catalog.yaml"

@@ -9,33 +9,16 @@ import pytest
 
 from schemas.alert import Severity
 from schemas.report import ImportReport
-from services.goods.catalog import load_catalog
+from services.goods.catalog import Catalog
 from services.rules.engine import RuleSet, evaluate, explain
 from services.rules.loader import load_ruleset
 from services.rules.temporal import MemoryState, Pending, settle
 from services.yamlfile import ConfigError
-from tests.conftest import ROOT
-
-NOW = datetime(2026, 3, 10, tzinfo=UTC)
-CATALOG = ROOT / "config/catalog.yaml"
-RATES = ROOT / "config/rates.yaml"
-PACK = ROOT / "config/rules.yaml"
-
-
-def write(tmp_path: Path, name: str, text: str) -> Path:
-    path = tmp_path / name
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def report(report_id: str = "r1", **fields: object) -> ImportReport:
-    base: dict[str, object] = {"report_id": report_id, "source": "test", "destination_country": "KP"}
-    return ImportReport.model_validate(base | fields)
-
-
-@pytest.fixture(scope="module")
-def pack() -> RuleSet:
-    return load_ruleset([PACK], CATALOG, RATES)
+from tests.helpers import CATALOG_FILE as CATALOG
+from tests.helpers import NOW, ROOT, rules_from, write
+from tests.helpers import RATES_FILE as RATES
+from tests.helpers import RULES_FILE as PACK
+from tests.helpers import make_report as report
 
 
 def fired(r: ImportReport, ruleset: RuleSet) -> dict[str, Severity]:
@@ -86,10 +69,9 @@ def test_every_rule_of_the_pack_keeps_its_legal_basis(pack: RuleSet) -> None:
     assert {"machinery-surge-by-crossing", "new-machinery-heading"} <= {c.rule.id for c in pack.rules}
 
 
-def test_food_medicine_and_everyday_goods_never_reach_medium(pack: RuleSet) -> None:
+def test_food_medicine_and_everyday_goods_never_reach_medium(pack: RuleSet, catalog: Catalog) -> None:
     # Every term the catalog knows for such goods, in every language, dressed to trip the
     # escalations and the value rule: second-hand, in parts, dear, with a declared code.
-    catalog = load_catalog(CATALOG)
     everyday = {"food", "medicine", "consumer-goods"}
     banned = set(catalog.categories) - everyday
     checked = 0
@@ -141,6 +123,11 @@ rules:
 """
 
 
+@pytest.fixture(scope="module")
+def surge_rules(tmp_path_factory: pytest.TempPathFactory) -> RuleSet:
+    return rules_from(tmp_path_factory.mktemp("surge"), SURGE)
+
+
 def pending_of(r: ImportReport, ruleset: RuleSet, rule_id: str, at: datetime = NOW) -> Pending:
     (verdict,) = [v for v in explain(r, ruleset, at) if v.rule_id == rule_id]
     assert verdict.alert is None
@@ -148,12 +135,13 @@ def pending_of(r: ImportReport, ruleset: RuleSet, rule_id: str, at: datetime = N
     return verdict.pending
 
 
-def test_frequency_counts_per_crossing_once_per_report_then_restarts(tmp_path: Path) -> None:
-    rules = load_ruleset([write(tmp_path, "r.yaml", SURGE)], CATALOG, RATES)
+def test_frequency_counts_per_crossing_once_per_report_then_restarts(surge_rules: RuleSet) -> None:
     state = MemoryState()
 
     def at(rid: str, crossing: str, when: datetime) -> bool:
-        p = pending_of(report(rid, crossing=crossing, items=[{"description": "lathe"}]), rules, "surge", when)
+        p = pending_of(
+            report(rid, crossing=crossing, items=[{"description": "lathe"}]), surge_rules, "surge", when
+        )
         return settle(p, state.decide(p, when)) is not None
 
     assert not at("a", "Dandong-Sinuiju", NOW)
@@ -168,12 +156,13 @@ def test_frequency_counts_per_crossing_once_per_report_then_restarts(tmp_path: P
     assert at("g", "Dandong-Sinuiju", NOW + timedelta(days=2, hours=2))
 
 
-def test_frequency_alert_says_how_many_and_which(tmp_path: Path) -> None:
-    rules = load_ruleset([write(tmp_path, "r.yaml", SURGE)], CATALOG, RATES)
+def test_frequency_alert_says_how_many_and_which(surge_rules: RuleSet) -> None:
     state = MemoryState()
     alert = None
     for rid in ("a", "b", "c"):
-        p = pending_of(report(rid, crossing="Dandong", items=[{"description": "lathe"}]), rules, "surge")
+        p = pending_of(
+            report(rid, crossing="Dandong", items=[{"description": "lathe"}]), surge_rules, "surge"
+        )
         alert = settle(p, state.decide(p, NOW))
     assert alert is not None
     assert (
@@ -181,18 +170,16 @@ def test_frequency_alert_says_how_many_and_which(tmp_path: Path) -> None:
     )
 
 
-def test_a_report_without_the_per_field_joins_no_group(tmp_path: Path) -> None:
-    rules = load_ruleset([write(tmp_path, "r.yaml", SURGE)], CATALOG, RATES)
-    verdicts = explain(report(items=[{"description": "lathe"}]), rules, NOW)
+def test_a_report_without_the_per_field_joins_no_group(surge_rules: RuleSet) -> None:
+    verdicts = explain(report(items=[{"description": "lathe"}]), surge_rules, NOW)
     assert "surge" not in {v.rule_id for v in verdicts}
 
 
-def test_new_term_fires_once_per_value(tmp_path: Path) -> None:
-    rules = load_ruleset([write(tmp_path, "r.yaml", SURGE)], CATALOG, RATES)
+def test_new_term_fires_once_per_value(surge_rules: RuleSet) -> None:
     state = MemoryState()
 
     def new(rid: str, *descriptions: str) -> tuple[str, ...] | None:
-        p = pending_of(report(rid, items=[{"description": d} for d in descriptions]), rules, "heading")
+        p = pending_of(report(rid, items=[{"description": d} for d in descriptions]), surge_rules, "heading")
         alert = settle(p, state.decide(p, NOW))
         return None if alert is None else state.decide(p, NOW).new_terms
 

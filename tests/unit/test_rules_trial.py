@@ -9,23 +9,17 @@ import pytest
 from typer.testing import CliRunner
 
 from services.cli import app
-from tests.conftest import ROOT
+from tests.helpers import CATALOG_FILE, RATES_FILE, ROOT, RULES_FILE
 
 SAMPLES = ROOT / "config/samples/reports.jsonl"
 GOLDEN = ROOT / "config/samples/expected/alerts.jsonl"
 
 
 @pytest.fixture(autouse=True)
-def _configured(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import os
-
-    for key in list(os.environ):
-        if key.startswith("TRADEWATCH_"):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)  # no stray .env or tradewatch.yaml
-    monkeypatch.setenv("TRADEWATCH_CATALOG_FILE", str(ROOT / "config/catalog.yaml"))
-    monkeypatch.setenv("TRADEWATCH_RULES_FILES", str(ROOT / "config/rules.yaml"))
-    monkeypatch.setenv("TRADEWATCH_RATES_FILE", str(ROOT / "config/rates.yaml"))
+def _configured(clean_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRADEWATCH_CATALOG_FILE", str(CATALOG_FILE))
+    monkeypatch.setenv("TRADEWATCH_RULES_FILES", str(RULES_FILE))
+    monkeypatch.setenv("TRADEWATCH_RATES_FILE", str(RATES_FILE))
     monkeypatch.setenv("TRADEWATCH_LOG_LEVEL", "warning")
 
 

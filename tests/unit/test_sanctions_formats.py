@@ -15,7 +15,7 @@ from services.sanctions.korean import fold_hangul, korean_reading, readings, rom
 from services.sanctions.lists import ListFileError, ListFormat, detect_format, read_list
 from services.sanctions.matcher import PartyScreen, exceptions_from, party_test
 from services.sanctions.vessels import find_imo_numbers, imo_digits, imo_valid
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 DATA = ROOT / "tests" / "data" / "sanctions"
 OFAC = DATA / "ofac-sdn-sample.xml"

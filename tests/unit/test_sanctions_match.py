@@ -12,20 +12,11 @@ from services.sanctions.lists import ListedEntry, ListFileError, ListFormat, rea
 from services.sanctions.matcher import candidate_names
 from services.sanctions.normalise import compact, core, key_tokens
 from services.sanctions.synthetic import generated_entries
-from tests.conftest import ROOT, shared_file
-
-FIXTURES = ROOT / "tests" / "fixtures" / "sanctions"
-SAMPLE_XML = FIXTURES / "un-dprk-sample.xml"
-SAMPLE_CSV = FIXTURES / "opensanctions-sample.csv"
+from tests.helpers import ROOT, SAMPLE_CSV, SAMPLE_XML, shared_file
 
 
 def key(name: str) -> str:
     return compact(core(key_tokens(name)))
-
-
-@pytest.fixture(scope="module")
-def sample_index() -> ScreeningIndex:
-    return ScreeningIndex.build(read_list(SAMPLE_XML, "un-sc").entries)
 
 
 # ---------------------------------------------------------------- normalisation

@@ -12,7 +12,7 @@ from services.goods.hscodes import load_nomenclature
 from services.notify.silences import Known, check_matchers, parse_matchers
 from services.rules import live
 from services.rules.loader import load_ruleset
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 RULES = {"shipyard-equipment": ["unscr-2397", "shipyard"], "radio-telecom": ["unscr-2397"]}
 
