@@ -26,7 +26,7 @@ from services.notify.outbox import Claim, Claimed, Outbox, Queued, SendOutcome, 
 from services.notify.payloads import AcceptCounts
 from services.notify.silences import SilenceStore, first_match
 from services.runtime import Context
-from tests.services.test_notify_delivery import make_alert
+from tests.pipeline import numbered_alert as make_alert
 
 NOW = 1_800_000_000.0
 LEASE = 30.0

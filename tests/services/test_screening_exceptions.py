@@ -17,8 +17,8 @@ from services.sanctions.lists import ListFormat, read_list
 from services.sanctions.store import SanctionsStore
 from services.settings import Settings
 from services.store import Store
+from tests.helpers import SAMPLE_XML
 from tests.pipeline import run_burst
-from tests.unit.test_sanctions_match import SAMPLE_XML
 
 IMPORTER = "Korea Ryŏnha Machinery J/V Co., Ltd."
 
