@@ -23,12 +23,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from schemas.alert import Alert, MatchedItem, Severity
-from services.goods.hs import hs_display
+from schemas.countries import NAMES
+from services.goods.hscodes import hs_display
 from services.money import format_amount
 from services.textmatch import clip
-
-COUNTRY_NAMES = {"CN": "China", "KP": "North Korea", "RU": "Russia", "KR": "South Korea"}
-"""Names for the codes the trade watched here is about; others are shown as codes."""
 
 HEADLINE_ITEMS = 3
 _PARENTHESES = re.compile(r"\s*\([^)]*\)")
@@ -38,7 +36,7 @@ def country(code: str | None) -> str | None:
     """``KP`` -> ``North Korea (KP)``."""
     if not code:
         return None
-    name = COUNTRY_NAMES.get(code)
+    name = NAMES.get(code)
     return f"{name} ({code})" if name else code
 
 
@@ -280,11 +278,12 @@ def _findings(alerts: Sequence[Alert], items: dict[int, CaseItem], common: list[
     for index in sorted(named):
         key = tuple((a.alert_id, _severity(a, m).value) for a, m in named[index])
         groups.setdefault(key, []).append(index)
+    by_id = {a.alert_id: a for a in alerts}
     findings = []
     for key, indexes in groups.items():
         reasons = []
         for alert_id, severity in key:
-            alert = next(a for a in alerts if a.alert_id == alert_id)
+            alert = by_id[alert_id]
             reasons.append(_reason(alert, Severity(severity), set(indexes), items, common))
         reasons.sort(key=lambda r: -Severity(r.severity).rank)
         findings.append(Finding(reasons[0].severity, _names([items[i] for i in indexes]), indexes, reasons))
@@ -388,7 +387,7 @@ def _headline(alerts: Sequence[Alert], items: dict[int, CaseItem], findings: Seq
     first = alerts[0]
     where = []
     if first.destination_country:
-        where.append(f"to {COUNTRY_NAMES.get(first.destination_country, first.destination_country)}")
+        where.append(f"to {NAMES.get(first.destination_country, first.destination_country)}")
     if first.crossing:
         where.append(f"via {first.crossing}")
     return " ".join([what, *where])

@@ -19,7 +19,7 @@ from pydantic import Field, field_validator
 
 from schemas.base import StrictModel
 from schemas.report import Condition
-from services.goods.hs import hs_display
+from services.goods.hscodes import hs_display
 from services.textmatch import Hit, TermMatcher, english_variants, fold, fold_key, longest_first
 from services.yamlfile import ConfigError, Document, Problem, load
 

@@ -154,3 +154,13 @@ def _either(codes: Iterable[str]) -> str:
 
 def _short(text: str, most: int = 60) -> str:
     return text if len(text) <= most else text[: most - 3].rstrip() + "..."
+
+
+def hs_display(code: str | None) -> str | None:
+    """``842952`` -> ``8429.52``; ``84589100`` -> ``8458.91.00``; chapters and headings as they are."""
+    if not code:
+        return None
+    code = code.replace(".", "")
+    if len(code) <= 4:
+        return code
+    return ".".join([code[:4], *(code[i : i + 2] for i in range(4, len(code), 2))])

@@ -30,7 +30,7 @@ from schemas.report import MAX_ITEMS, ImportReport, ReportItem
 from schemas.rules import Amount, Count, Exception_, ItemCondition, ReportCondition, Rule
 from services.goods.catalog import Catalog, Classification
 from services.goods.extract import SUMMARY_PREFIX, Extraction, Extractor
-from services.goods.hs import hs_display
+from services.goods.hscodes import hs_display
 from services.money import Rates, format_amount
 from services.rules.index import Anchor, RuleIndex, word_key
 from services.rules.temporal import Pending, frequency_pending, new_term_pending
