@@ -36,39 +36,10 @@ def normalise(text: str) -> str:
 
 
 def aligned(text: str) -> tuple[str, list[int]]:
-    """``normalise(text)`` with, for each of its characters, the index it came from in ``text``."""
-    if text.isascii():  # NFKC changes no ASCII character and case-folding is lower(): runs only
-        return _aligned_ascii(text)
-    out: list[str] = []
-    origin: list[int] = []
-    for index, char in enumerate(text):
-        folded = unicodedata.normalize("NFKC", char).casefold()
-        if _SEPARATORS.fullmatch(folded):
-            if out and out[-1] == " ":
-                continue
-            folded = " "
-        for piece in folded:
-            out.append(piece)
-            origin.append(index)
-    return "".join(out), origin
-
-
-def _aligned_ascii(text: str) -> tuple[str, list[int]]:
-    """``aligned`` of ASCII text: each run of separators becomes one space where it begins."""
-    lowered = text.lower()
-    parts: list[str] = []
-    origin: list[int] = []
-    at = 0
-    for run in _SEPARATORS.finditer(lowered):
-        start, end = run.span()
-        parts.append(lowered[at:start])
-        origin.extend(range(at, start))
-        parts.append(" ")
-        origin.append(start)
-        at = end
-    parts.append(lowered[at:])
-    origin.extend(range(at, len(text)))
-    return "".join(parts), origin
+    """``normalise(text)`` with, for each of its characters, the index it came from in ``text``
+    (``fold`` without joining CJK characters across a space)."""
+    folded = fold(text, join_cjk=False)
+    return folded.text, list(folded.starts)
 
 
 def name_key(text: str) -> str:
@@ -128,8 +99,9 @@ class Folded:
         return self.starts[start], self.ends[end - 1]
 
 
-def fold(text: str) -> Folded:
-    """NFKC, case-folded, separators as one space, no space between two CJK characters.
+def fold(text: str, *, join_cjk: bool = True) -> Folded:
+    """NFKC, case-folded, separators as one space, no space between two CJK characters (unless
+    ``join_cjk`` is false).
 
     ``fold("X-Ray 기계").text == "x ray 기계"``; ``fold("곡물 건조기").text == "곡물건조기"``.
     """
@@ -159,7 +131,7 @@ def fold(text: str) -> Folded:
     # Drop a single space beside a CJK character when the other side is a letter, a digit or CJK:
     # Korean spacing is free and Chinese has none (곡물 건조기 = 곡물건조기, CNC 선반 = CNC선반).
     last = len(out) - 1
-    drop = [k for k in range(1, last) if out[k] == " " and _joins(out[k - 1], out[k + 1])]
+    drop = [k for k in range(1, last) if out[k] == " " and _joins(out[k - 1], out[k + 1])] if join_cjk else []
     if not drop:
         return Folded("".join(out), tuple(starts), tuple(ends))
     for k in reversed(drop):
