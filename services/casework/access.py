@@ -12,6 +12,7 @@ A refusal is an exception with a plain sentence, and an entry in the audit trail
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import TypeVar
 
 from sqlalchemy import select
@@ -76,13 +77,7 @@ async def acting(
     work: Callable[[AsyncSession, User], Awaitable[T]],
 ) -> T:
     """Run ``work`` in one writing transaction as ``actor``, once their role allows ``doing``."""
-    try:
-        async with store.writing() as session:
-            user = await authorize(session, actor, need, doing)
-            return await work(session, user)
-    except AccessRefused as refused:
-        await _record_refusal(store, actor, doing, object_type, object_id, refused)
-        raise
+    return await _as(store.writing, store, actor, need, doing, object_type, object_id, work)
 
 
 async def reading(
@@ -95,8 +90,22 @@ async def reading(
     need: Role = Role.VIEWER,
 ) -> T:
     """Run ``work`` in one read-only transaction as ``actor``, once their role allows reading."""
+    return await _as(store.reading, store, actor, need, doing, object_type, object_id, work)
+
+
+async def _as(
+    transaction: Callable[[], AbstractAsyncContextManager[AsyncSession]],
+    store: Store,
+    actor: str,
+    need: Role,
+    doing: str,
+    object_type: str,
+    object_id: str | int,
+    work: Callable[[AsyncSession, User], Awaitable[T]],
+) -> T:
+    """``work`` as ``actor`` in ``transaction``; a refusal is recorded in the audit trail."""
     try:
-        async with store.reading() as session:
+        async with transaction() as session:
             user = await authorize(session, actor, need, doing)
             return await work(session, user)
     except AccessRefused as refused:

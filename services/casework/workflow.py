@@ -21,7 +21,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -52,29 +53,30 @@ CLOSED_STATES = (CaseState.AWAITING_APPROVAL, CaseState.CLOSED)
 MAX_REASON = 4_000
 
 
-def parse_outcome(value: str | None) -> Outcome:
-    choices = ", ".join(o.value for o in Outcome)
-    if value is None or not value.strip():
-        raise Refused(f"a case is closed with an outcome: {choices}")
+E = TypeVar("E", bound=StrEnum)
+
+
+def _choice(kind: type[E], value: str, aliases: dict[str, E], what: str) -> E:
+    """``value`` as one of ``kind``, written as people write it (any case, spaces or hyphens)."""
     wanted = value.strip().lower().replace(" ", "_").replace("-", "_")
-    aliases = {"reported_to_authorities": Outcome.REPORTED, "fp": Outcome.FALSE_POSITIVE}
     if wanted in aliases:
         return aliases[wanted]
     try:
-        return Outcome(wanted)
+        return kind(wanted)
     except ValueError:
-        raise Refused(f"{value!r} is not an outcome: {choices}") from None
+        raise Refused(f"{value!r} is not {what}: {', '.join(c.value for c in kind)}") from None
+
+
+def parse_outcome(value: str | None) -> Outcome:
+    if value is None or not value.strip():
+        raise Refused(f"a case is closed with an outcome: {', '.join(o.value for o in Outcome)}")
+    aliases = {"reported_to_authorities": Outcome.REPORTED, "fp": Outcome.FALSE_POSITIVE}
+    return _choice(Outcome, value, aliases, "an outcome")
 
 
 def parse_state(value: str) -> CaseState:
-    wanted = value.strip().lower().replace(" ", "_").replace("-", "_")
     aliases = {"review": CaseState.IN_REVIEW, "awaiting": CaseState.AWAITING_APPROVAL}
-    if wanted in aliases:
-        return aliases[wanted]
-    try:
-        return CaseState(wanted)
-    except ValueError:
-        raise Refused(f"{value!r} is not a case state: {', '.join(s.value for s in CaseState)}") from None
+    return _choice(CaseState, value, aliases, "a case state")
 
 
 def parse_severity(value: str) -> Severity:
