@@ -67,6 +67,11 @@ def _aware(when: datetime | None) -> datetime | None:
     return when.replace(tzinfo=UTC)
 
 
+def joined_categories(categories: Sequence[str]) -> str:
+    """Categories as a finding keeps them (``|a|b|``), or ``""`` for none."""
+    return "|" + "|".join(sorted(set(categories))) + "|" if categories else ""
+
+
 def _finding(case_id: int, alert: Alert, now: datetime, after_close: bool) -> Finding:
     return Finding(
         case_id=case_id,
@@ -79,6 +84,7 @@ def _finding(case_id: int, alert: Alert, now: datetime, after_close: bool) -> Fi
         recorded_at=now,
         after_close=after_close,
         alert=alert.model_dump_json(exclude_none=True),
+        categories=joined_categories([c for item in alert.matched_items for c in item.categories]),
     )
 
 

@@ -176,6 +176,8 @@ class Finding(Base):
     """Arrived while its case was closed."""
     alert: Mapped[str] = mapped_column(Text)
     """The alert as JSON, as it came off the stream."""
+    categories: Mapped[str] = mapped_column(Text, default="", server_default="")
+    """The alert's categories as ``|tractors|excavators|``: one is matched with ``LIKE '%|name|%'``."""
 
 
 class Comment(Base):
