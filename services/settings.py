@@ -224,6 +224,38 @@ class Settings(BaseSettings):
         description="audit entries and closed cases are kept at least this long (ten years)",
     )
 
+    # --- the console
+    console_host: str = Field(
+        default="127.0.0.1", description="address the console binds (0.0.0.0 only behind a TLS proxy)"
+    )
+    console_port: int = Field(
+        default=8470, ge=0, le=65535, description="the console's port; 0 picks a free one"
+    )
+    console_secret: SecretStr | None = Field(
+        default=None,
+        description="key that signs session cookies (a secret file in production); unset: one is made "
+        "and kept in DATA_DIR/console.key",
+    )
+    console_session: Duration = Field(
+        default=8 * 3600.0, gt=0, description="a console session ends this long after its login"
+    )
+    console_secure_cookies: bool = Field(
+        default=False, description="mark session cookies Secure (set when the console is served over HTTPS)"
+    )
+    console_login_attempts: int = Field(
+        default=5,
+        ge=1,
+        description="failed logins from one address or for one name within 15 minutes before a pause",
+    )
+    console_trusted_header: str | None = Field(
+        default=None,
+        description="header a single sign-on proxy sets to the user's name (e.g. X-Forwarded-User); "
+        "honoured only from console_trusted_proxies",
+    )
+    console_trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="addresses or networks (CIDR) of the single sign-on proxies"
+    )
+
     # --- operations
     startup_wait: Duration = Field(
         default=60.0,
@@ -255,7 +287,7 @@ class Settings(BaseSettings):
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
-    @field_validator("rules_files", "exceptions_files", "api_keys", mode="before")
+    @field_validator("rules_files", "exceptions_files", "api_keys", "console_trusted_proxies", mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:
         # TRADEWATCH_RULES_FILES="a.yaml,b.yaml" as well as a JSON list or a YAML list; API keys

@@ -24,7 +24,8 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, exists, func, select
+from sqlalchemy import case as sql_case
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -94,6 +95,15 @@ def _reason(text: str | None, what: str) -> str:
     return text.strip()
 
 
+SORTS = {
+    "urgency": "open work first, the worst and the most urgent at the top",
+    "due": "the earliest due first",
+    "opened": "the newest first",
+    "updated": "the most recently changed first",
+    "severity": "the most severe first",
+}
+
+
 @dataclass(frozen=True)
 class CaseFilter:
     states: Sequence[CaseState] = ()
@@ -103,7 +113,27 @@ class CaseFilter:
     """A user name, or ``none`` for cases nobody has."""
     since: datetime | None = None
     """Cases opened at or after this time."""
+    until: datetime | None = None
+    """Cases opened before this time."""
+    category: str | None = None
+    """Cases with a finding about an item of this category."""
+    rule: str | None = None
+    """Cases with a finding of this rule."""
+    order: str = "urgency"
+    """One of :data:`SORTS`."""
     limit: int = 200
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class CasePage:
+    """One page of an inbox: the cases, how many match in all, and how many in each state."""
+
+    cases: list[CaseSummary]
+    total: int
+    by_state: dict[CaseState, int]
+    offset: int
+    limit: int
 
 
 @dataclass(frozen=True)
@@ -251,6 +281,54 @@ def _summary(case: Case, assignee: str | None, findings: int) -> CaseSummary:
     )
 
 
+def _conditions(wanted: CaseFilter, assignee: Any) -> list[Any]:
+    """The WHERE clauses of a filter (the assignee table is the query's aliased user)."""
+    where: list[Any] = []
+    if wanted.states:
+        where.append(Case.state.in_([s.value for s in wanted.states]))
+    if wanted.severities:
+        where.append(Case.severity.in_([s.value for s in wanted.severities]))
+    if wanted.crossing:
+        where.append(func.lower(Case.crossing) == wanted.crossing.strip().lower())
+    if wanted.assignee:
+        if wanted.assignee.lower() in ("none", "-", "nobody"):
+            where.append(Case.assignee_id.is_(None))
+        else:
+            where.append(assignee.name == wanted.assignee)
+    if wanted.since is not None:
+        where.append(Case.opened_at >= wanted.since)
+    if wanted.until is not None:
+        where.append(Case.opened_at < wanted.until)
+    if wanted.category:
+        # Bars around every category (``|a|b|``), so one category matches exactly.
+        pattern = "%|" + wanted.category.replace("%", "").replace("_", "\\_") + "|%"
+        where.append(
+            exists().where(Finding.case_id == Case.id, Finding.categories.like(pattern, escape="\\"))
+        )
+    if wanted.rule:
+        where.append(exists().where(Finding.case_id == Case.id, Finding.rule_id == wanted.rule))
+    return where
+
+
+def _rank(column: Any, values: Sequence[str]) -> Any:
+    """A column's values as their position in ``values`` (SQL ``CASE``), for sorting."""
+    return sql_case({v: i for i, v in enumerate(values)}, value=column, else_=len(values))
+
+
+def _ordering(order: str) -> list[Any]:
+    states = _rank(Case.state, [s.value for s in CaseState])
+    worst_first = _rank(Case.severity, [s.value for s in sorted(Severity, key=lambda s: -s.rank)])
+    if order == "due":
+        return [Case.due_at, Case.id]
+    if order == "opened":
+        return [Case.opened_at.desc(), Case.id.desc()]
+    if order == "updated":
+        return [Case.updated_at.desc(), Case.id.desc()]
+    if order == "severity":
+        return [worst_first, Case.due_at, Case.id]
+    return [states, worst_first, Case.due_at, Case.id]
+
+
 def _state_of(case: Case) -> dict[str, Any]:
     """What an audit entry records of a case before and after a step."""
     return {
@@ -285,30 +363,33 @@ class Casework:
     # --- reading
 
     async def list(self, actor: str, wanted: CaseFilter | None = None) -> list[CaseSummary]:
-        wanted = wanted or CaseFilter()
+        return (await self.page(actor, wanted)).cases
 
-        async def work(session: AsyncSession, _: User) -> list[CaseSummary]:
+    async def page(self, actor: str, wanted: CaseFilter | None = None) -> CasePage:
+        """The cases that match, sorted and paged, with the count of all that match by state."""
+        wanted = wanted or CaseFilter()
+        if wanted.order not in SORTS:
+            raise Refused(f"{wanted.order!r} is not a sort order: {', '.join(SORTS)}")
+
+        async def work(session: AsyncSession, _: User) -> CasePage:
             query, assignee = _summaries_query()
-            if wanted.states:
-                query = query.where(Case.state.in_([s.value for s in wanted.states]))
-            if wanted.severities:
-                query = query.where(Case.severity.in_([s.value for s in wanted.severities]))
-            if wanted.crossing:
-                query = query.where(func.lower(Case.crossing) == wanted.crossing.strip().lower())
-            if wanted.assignee:
-                if wanted.assignee.lower() in ("none", "-", "nobody"):
-                    query = query.where(Case.assignee_id.is_(None))
-                else:
-                    query = query.where(assignee.name == wanted.assignee)
-            if wanted.since is not None:
-                query = query.where(Case.opened_at >= wanted.since)
-            query = query.order_by(Case.due_at, Case.id).limit(wanted.limit)
-            rows = (await session.execute(query)).all()
-            found = [_summary(c, a, n) for c, a, n in rows]
-            # Open work first, the worst and the most urgent at the top.
-            order = {s: i for i, s in enumerate(CaseState)}
-            found.sort(key=lambda c: (order[c.state], -c.severity.rank, c.due_at, c.id))
-            return found
+            conditions = _conditions(wanted, assignee)
+            query = query.where(*conditions).order_by(*_ordering(wanted.order))
+            rows = (await session.execute(query.offset(wanted.offset).limit(wanted.limit))).all()
+            counted = select(Case.state, func.count(Case.id)).outerjoin(
+                assignee, Case.assignee_id == assignee.id
+            )
+            by_state = {
+                CaseState(state): int(n)
+                for state, n in (await session.execute(counted.where(*conditions).group_by(Case.state))).all()
+            }
+            return CasePage(
+                cases=[_summary(c, a, n) for c, a, n in rows],
+                total=sum(by_state.values()),
+                by_state=by_state,
+                offset=wanted.offset,
+                limit=wanted.limit,
+            )
 
         return await reading(self.store, actor, "reading cases", "case", "*", work)
 
@@ -559,8 +640,10 @@ class Casework:
 
 
 __all__ = [
+    "SORTS",
     "CaseDetail",
     "CaseFilter",
+    "CasePage",
     "CaseSummary",
     "Casework",
     "parse_outcome",

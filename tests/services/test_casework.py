@@ -79,6 +79,34 @@ async def test_one_case_per_report_due_by_its_severity(team: Casework) -> None:
     assert await team.list("vera", CaseFilter(since=datetime.now(UTC) + timedelta(hours=1))) == []
 
 
+async def test_an_inbox_page_filters_by_category_and_rule_sorts_pages_and_counts(team: Casework) -> None:
+    everything = await team.page("vera")
+    assert everything.total == len(sample_alerts()) == sum(everything.by_state.values())
+    radio = await team.page("vera", CaseFilter(category="radio-telecom"))
+    assert sorted(c.report_id for c in radio.cases) == [
+        "sample-2026-03-hyesan-medical-radio",
+        "sample-2026-03-ko-ledger",
+    ]
+    # One category matches exactly: "machine-tools" is not "tools", "dual-use" not "use".
+    assert (await team.page("vera", CaseFilter(category="tools"))).total == 0
+    assert (await team.page("vera", CaseFilter(category="dual_use"))).total == 0
+    shipyard_rule = await team.page("vera", CaseFilter(rule="shipyard-equipment"))
+    assert sorted(c.report_id for c in shipyard_rule.cases) == [SHIPYARD, "sample-2026-03-zh-ledger"]
+    both = await team.page("vera", CaseFilter(rule="radio-telecom", severities=[Severity.CRITICAL]))
+    assert [c.report_id for c in both.cases] == ["sample-2026-03-ko-ledger"]
+    first = await team.page("vera", CaseFilter(limit=3))
+    rest = await team.page("vera", CaseFilter(limit=3, offset=3))
+    assert [c.id for c in first.cases + rest.cases] == [c.id for c in everything.cases][:6]
+    assert first.total == rest.total == everything.total
+    newest = await team.page("vera", CaseFilter(order="opened"))
+    assert [c.id for c in newest.cases] == sorted((c.id for c in everything.cases), reverse=True)
+    await team.assign("alice", (await case_of(team, FARM)), "alice")
+    counted = await team.page("vera", CaseFilter(states=[CaseState.OPEN]))
+    assert counted.by_state == {CaseState.OPEN: everything.total - 1}
+    with pytest.raises(Refused, match="is not a sort order"):
+        await team.page("vera", CaseFilter(order="random"))
+
+
 async def test_the_same_alerts_again_change_nothing(team: Casework) -> None:
     before = await snapshot(team.store)
     async with team.store.writing() as session:
