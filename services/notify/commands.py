@@ -13,20 +13,16 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
 
 from schemas.alert import Alert
-from schemas.durations import parse_duration
 from services.clitools import fail, load_settings
 from services.runtime import Context
 from services.settings import Settings
 from services.yamlfile import ConfigError
-
-if TYPE_CHECKING:
-    from services.notify.silences import Known
 
 T = TypeVar("T")
 
@@ -150,31 +146,28 @@ def silence_add(
     A matcher that no alert could satisfy (a rule id the live rule set lacks, an unknown crossing,
     category, severity, country or HS chapter, a subscription that does not exist) is refused.
     """
-    from services.notify.silences import SilenceStore, check_matchers, parse_matchers
+    from services.notify.silencing import add_silence, checked_request
 
     settings = load_settings()
     try:
-        matchers = parse_matchers(match)
-        seconds = parse_duration(duration)
+        checked_request(match, duration, by, reason)
     except ValueError as error:
         fail(str(error))
-    if seconds <= 0:
-        fail("--for must be longer than 0")
-    if not by.strip() or not reason.strip():
-        fail("--by and --reason must not be empty")
 
     async def add(ctx: Context) -> Any:
-        known = await _silence_vocabulary(ctx, settings, matchers)
         try:
-            checked = check_matchers(matchers, known)
+            return await add_silence(ctx.redis, settings, match, duration, by, reason)
+        except ConfigError as error:
+            return ValueError(f"cannot check the matchers, the configuration has errors:\n{error}")
         except ValueError as error:
             return error
-        store = SilenceStore(ctx.redis, settings.streams.notify_namespace)
-        return await store.add(checked, seconds, by.strip(), reason.strip(), time.time())
 
-    silence = _with_redis(settings, add)
-    if isinstance(silence, ValueError):
-        fail(f"the silence would hold nothing, so it was not added:\n{silence}")
+    added = _with_redis(settings, add)
+    if isinstance(added, Exception):
+        fail(str(added))
+    silence, note = added
+    if note:
+        typer.echo(f"note: {note}", err=True)
     typer.echo(silence.id)
     _audit(settings, silence.created_by, "silence.added", silence)
 
@@ -197,56 +190,6 @@ def _audit(settings: Settings, actor: str, action: str, silence: Any, before: An
     )
     if problem is not None:
         typer.echo(f"note: the silence stands, but the audit trail could not record it: {problem}", err=True)
-
-
-async def _silence_vocabulary(ctx: Context, settings: Settings, matchers: dict[str, str]) -> Known:
-    """What the matchers given are checked against: only what they need is loaded."""
-    from services.goods.catalog import load_catalog
-    from services.goods.hscodes import load_nomenclature
-    from services.notify.silences import Known
-    from services.notify.subscriptions import load_subscriptions
-
-    catalog = nomenclature = subscriptions = None
-    try:
-        if {"crossing", "category"} & set(matchers):
-            catalog = load_catalog(settings.catalog_file)
-        if "hs" in matchers and settings.nomenclature_file is not None:
-            nomenclature = load_nomenclature(settings.nomenclature_file)
-        if "subscription" in matchers:
-            subscriptions = [s.name for s in load_subscriptions(settings.subscriptions_file)]
-    except ConfigError as error:
-        fail(f"cannot check the matchers, the configuration has errors:\n{error}")
-    rules, rules_from = None, "the live rule set"
-    if {"rule_id", "tag"} & set(matchers):
-        rules, rules_from = await _live_rules(ctx, settings)
-    return Known(catalog, rules, rules_from, subscriptions, nomenclature)
-
-
-async def _live_rules(ctx: Context, settings: Settings) -> tuple[dict[str, list[str]] | None, str]:
-    """Rule ids and tags of the rule set in force (as a rules worker stored it), else of the rule
-    files configured here, else None (not checked, with a note)."""
-    from schemas.rules import RuleFile
-    from services.yamlfile import load
-
-    raw = await ctx.redis.get(settings.streams.key("ruleset", "rules"))
-    if raw is not None:
-        live = json.loads(raw)
-        return {str(k): [str(t) for t in v] for k, v in live["rules"].items()}, (
-            f"the live rule set (version {live['version']})"
-        )
-    rules: dict[str, list[str]] = {}
-    try:
-        for path in settings.rules_files:
-            parsed = load(path).validate(RuleFile)
-            rules.update({r.id: list(r.tags) for r in parsed.rules if r.enabled})
-    except ConfigError as error:
-        typer.echo(
-            "note: no rules worker has stored its rule set and the rule files have errors, "
-            f"so rule ids and tags are not checked ({str(error).splitlines()[0]})",
-            err=True,
-        )
-        return None, ""
-    return rules, f"the rule files ({', '.join(str(p) for p in settings.rules_files)})"
 
 
 @silence_app.command("list")
