@@ -16,6 +16,7 @@ import typer
 
 from services.casework import commands as casework_commands
 from services.clitools import fail, load_settings
+from services.console import commands as console_commands
 from services.ingest import commands as ingest_commands
 from services.notify import commands as notify_commands
 from services.ops import commands as ops_commands
@@ -36,6 +37,7 @@ notify_commands.register(app)
 app.command("status")(ops_commands.status)
 app.add_typer(ops_commands.dlq_app, name="dlq")
 casework_commands.register(app)
+app.command("console")(console_commands.console)
 
 
 class StageName(StrEnum):
@@ -64,61 +66,49 @@ def _stages(names: Sequence[StageName], ctx: Any, feed: Sequence[Path]) -> list[
     return made
 
 
-def _run(names: Sequence[StageName], burst: bool, feed: Sequence[Path] = ()) -> None:
+def _run(names: Sequence[StageName], burst: bool, feed: Sequence[Path] = (), console: bool = False) -> None:
     from services import runtime
     from services.server import ServerUnavailable
 
     settings = load_settings()
     if StageName.records in names:
-        _prepare_store(settings)
+        casework_commands.prepare_store(settings)
     try:
         ctx = runtime.context(settings)
     except ServerUnavailable as error:
         fail(str(error))
+    served = None
+    if console:
+        from services.console.commands import login_hint
+        from services.console.serve import in_background
+
+        try:
+            served = in_background(settings, ctx.endpoint)
+            typer.echo(login_hint(served.url), err=True)
+        except OSError as error:
+            typer.echo(
+                f"tradewatch: the console is not served ({settings.console_host}:{settings.console_port}: "
+                f"{error.strerror}); the stages run without it",
+                err=True,
+            )
     try:
         runtime.run(settings, lambda c: _stages(names, c, feed), ctx, burst=burst)
     except ConfigError as error:
         fail(f"refusing to start, the configuration has errors:\n{error}")
     finally:
+        if served is not None:
+            served.stop()
         ctx.endpoint.close()
-
-
-def _prepare_store(settings: Any) -> None:
-    """The embedded default's SQLite file is migrated and gets its first admin (its one-time
-    password shown here, once) before the stages start. A failure is only said: the records
-    stage waits for its database, the other stages go on."""
-    import asyncio
-
-    from services.store import Store
-    from services.store.engine import describe
-
-    if not settings.embedded_store:
-        return
-
-    async def go() -> tuple[str, str] | None:
-        store = Store.from_settings(settings)
-        try:
-            return await casework_commands.prepare(store, settings)
-        finally:
-            await store.dispose()
-
-    try:
-        casework_commands.announce_admin(asyncio.run(go()), settings)
-    except Exception as error:
-        from services.logging import get_logger
-
-        get_logger(component="store").error(
-            "store of record not ready: the records stage waits for it", error=describe(error)
-        )
 
 
 @app.command()
 def up(
     feed: Annotated[list[Path], typer.Option(help="files or folders to ingest at start")] = [],  # noqa: B006
     burst: Annotated[bool, typer.Option(help="drain what is waiting, then exit")] = False,
+    console: Annotated[bool, typer.Option(help="also serve the console (never with --burst)")] = True,
 ) -> None:
-    """Run all four stages in one process (and the embedded server, when no URL is set)."""
-    _run(list(StageName), burst, feed)
+    """Run all four stages and the console in one process (and the embedded server, when no URL is set)."""
+    _run(list(StageName), burst, feed, console=console and not burst)
 
 
 @app.command()

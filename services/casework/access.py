@@ -28,6 +28,10 @@ class Refused(ValueError):
     """Bad input or a step the case's state does not allow: nothing was changed."""
 
 
+class Missing(Refused):
+    """What was asked for does not exist (a case id, a user)."""
+
+
 class AccessRefused(Refused):
     """The user may not do this (unknown, disabled, or a role too low): recorded in the audit."""
 
@@ -53,9 +57,10 @@ async def authorize(session: AsyncSession, name: str, need: Role, doing: str) ->
     return user
 
 
-async def _record_refusal(
-    store: Store, actor: str, doing: str, object_type: str, object_id: str | int, refused: AccessRefused
+async def record_refusal(
+    store: Store, actor: str, doing: str, object_type: str, object_id: str | int, refused: Refused
 ) -> None:
+    """An ``access.refused`` entry in a transaction of its own (the refused one changes nothing)."""
     async with store.writing() as session:
         await audit.append(
             session,
@@ -109,5 +114,5 @@ async def _as(
             user = await authorize(session, actor, need, doing)
             return await work(session, user)
     except AccessRefused as refused:
-        await _record_refusal(store, actor, doing, object_type, object_id, refused)
+        await record_refusal(store, actor, doing, object_type, object_id, refused)
         raise

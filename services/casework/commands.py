@@ -112,6 +112,35 @@ def announce_admin(created: tuple[str, str] | None, settings: Settings) -> None:
     )
 
 
+def prepare_store(settings: Settings) -> None:
+    """The embedded default's SQLite file is migrated and gets its first admin (its one-time
+    password shown here, once) before the stages start. A failure is only said: the records
+    stage waits for its database, the other stages go on."""
+    import asyncio
+
+    from services.store import Store
+    from services.store.engine import describe
+
+    if not settings.embedded_store:
+        return
+
+    async def go() -> tuple[str, str] | None:
+        store = Store.from_settings(settings)
+        try:
+            return await prepare(store, settings)
+        finally:
+            await store.dispose()
+
+    try:
+        announce_admin(asyncio.run(go()), settings)
+    except Exception as error:
+        from services.logging import get_logger
+
+        get_logger(component="store").error(
+            "store of record not ready: the records stage waits for it", error=describe(error)
+        )
+
+
 def run(settings: Settings, work: Callable[[Store], Awaitable[T]], *, ready: bool = True) -> T:
     """Run ``work`` against the store; refusals and an unreachable database end the command."""
     from services.casework.access import Refused

@@ -31,7 +31,7 @@ from sqlalchemy.orm import aliased
 
 from schemas.alert import Alert, Severity
 from services import cases as caseview
-from services.casework.access import Refused, acting, find_user, reading
+from services.casework.access import Missing, Refused, acting, find_user, reading
 from services.settings import DEFAULT_CASE_DUE, Settings
 from services.store import Store, audit
 from services.store.models import (
@@ -403,7 +403,7 @@ class Casework:
         query, _ = _summaries_query()
         found = (await session.execute(query.where(Case.id == case_id))).first()
         if found is None:
-            raise Refused(f"there is no case {case_id}")
+            raise Missing(f"there is no case {case_id}")
         case, assignee, n = found
         findings = (
             await session.scalars(select(Finding).where(Finding.case_id == case_id).order_by(Finding.id))
@@ -466,7 +466,7 @@ class Casework:
     async def _case(self, session: AsyncSession, case_id: int) -> Case:
         case = await session.get(Case, case_id)
         if case is None:
-            raise Refused(f"there is no case {case_id}")
+            raise Missing(f"there is no case {case_id}")
         return case
 
     async def assign(self, actor: str, case_id: int, assignee: str | None) -> CaseSummary:

@@ -1,0 +1,224 @@
+"""What the pages and the JSON endpoints show, built once for both: the inbox from a query
+string, a case with its parties and HS headings, the rules with their figures, the dashboard."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from schemas.alert import Severity
+from schemas.rules import Rule, RuleFile
+from services.casework import insights
+from services.casework.access import Refused
+from services.casework.workflow import SORTS, CaseDetail, CaseFilter, CasePage, parse_severity, parse_state
+from services.console.parties import PartyMatch, party_matches
+from services.goods.hscodes import hs_display
+from services.notify.render import amount, moment, quoted
+from services.notify.silences import MATCH_KEYS, SilenceStore, describe
+from services.notify.silencing import live_rules
+from services.store.models import CaseState, Outcome
+from services.yamlfile import ConfigError, load
+
+if TYPE_CHECKING:
+    from services.console.app import Console
+
+PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+FILTER_KEYS = ("state", "severity", "crossing", "category", "rule", "assignee", "from", "to", "sort")
+
+
+def _day(value: str, what: str) -> datetime:
+    try:
+        return datetime.fromisoformat(value.strip()).replace(tzinfo=UTC)
+    except ValueError:
+        raise Refused(f"{what} {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _int(value: str | None, what: str, default: int, low: int, high: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise Refused(f"{what} {value!r} is not a number") from None
+    if not low <= number <= high:
+        raise Refused(f"{what} is from {low} to {high}; {number} is not")
+    return number
+
+
+def inbox_filter(query: Mapping[str, str]) -> CaseFilter:
+    """A case filter from a query string (``?state=open&severity=critical&sort=due&page=2``);
+    Refused with a sentence for a value that means nothing."""
+    states = [parse_state(s) for s in query.get("state", "").split(",") if s.strip()]
+    severities = [parse_severity(s) for s in query.get("severity", "").split(",") if s.strip()]
+    until = _day(query["to"], "to") + timedelta(days=1) if query.get("to") else None
+    size = _int(query.get("size"), "size", PAGE_SIZE, 1, MAX_PAGE_SIZE)
+    page = _int(query.get("page"), "page", 1, 1, 1_000_000)
+    order = query.get("sort") or "urgency"
+    if order not in SORTS:
+        raise Refused(f"{order!r} is not a sort order: {', '.join(SORTS)}")
+    return CaseFilter(
+        states=states,
+        severities=severities,
+        crossing=query.get("crossing") or None,
+        category=query.get("category") or None,
+        rule=query.get("rule") or None,
+        assignee=query.get("assignee") or None,
+        since=_day(query["from"], "from") if query.get("from") else None,
+        until=until,
+        order=order,
+        limit=size,
+        offset=(page - 1) * size,
+    )
+
+
+def page_dict(found: CasePage, now: datetime) -> dict[str, Any]:
+    return {
+        "total": found.total,
+        "by_state": {s.value: n for s, n in found.by_state.items()},
+        "offset": found.offset,
+        "limit": found.limit,
+        "cases": [c.as_dict(now) for c in found.cases],
+    }
+
+
+@dataclass
+class CaseView:
+    detail: CaseDetail
+    parties: list[PartyMatch]
+    headings: dict[str, list[tuple[str, str]]]
+    """Per HS code of an item: (code, text) of its heading and subheading in the nomenclature."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.detail.as_dict(),
+            "parties": [
+                {
+                    "role": p.role,
+                    "as_reported": p.query,
+                    "reference": p.reference,
+                    "how": p.how,
+                    "score": p.score,
+                    "exception": p.exception,
+                    "listed": p.entry.model_dump(mode="json") if p.entry else None,
+                }
+                for p in self.parties
+            ],
+            "hs_headings": {
+                code: [{"code": c, "text": t} for c, t in rows] for code, rows in self.headings.items()
+            },
+        }
+
+
+async def case_view(console: Console, actor: str, case_id: int) -> CaseView:
+    detail = await console.casework.show(actor, case_id)
+    lines = [line for f in detail.case.findings for r in f.reasons for line in r.why]
+    lines += detail.case.common
+    parties = await party_matches(lines, console.entries)
+    headings: dict[str, list[tuple[str, str]]] = {}
+    nomenclature = console.nomenclature
+    for item in detail.case.items:
+        code = (item.hs_code or "").replace(".", "")
+        if not code or code in headings:
+            continue
+        rows = []
+        for cut in (2, 4, 6):
+            part = code[:cut]
+            if len(code) >= cut and nomenclature is not None and part in nomenclature.descriptions:
+                rows.append((hs_display(part) or part, nomenclature.descriptions[part]))
+        headings[code] = rows
+    return CaseView(detail, parties, headings)
+
+
+@dataclass
+class RuleRow:
+    rule: Rule
+    file: str
+    stats: insights.RuleStats
+
+    def as_dict(self) -> dict[str, Any]:
+        r = self.rule
+        return {
+            "id": r.id,
+            "title": r.title,
+            "description": r.description,
+            "severity": r.severity.value,
+            "enabled": r.enabled,
+            "tags": r.tags,
+            "legal_basis": r.legal_basis,
+            "file": self.file,
+            "kind": "frequency" if r.frequency else "new_term" if r.new_term else "per report",
+            "last_30_days": self.stats.as_dict(),
+        }
+
+
+async def rule_rows(console: Console, actor: str) -> tuple[list[RuleRow], str, list[str]]:
+    """The rules of the configured files, with their cases in the last 30 days; where the live
+    rule set is from; problems reading the files."""
+    rules: list[tuple[Rule, str]] = []
+    problems: list[str] = []
+    for path in console.settings.rules_files:
+        try:
+            rules += [(r, str(path)) for r in load(path).validate(RuleFile).rules]
+        except ConfigError as error:
+            problems.append(str(error))
+    _, live_from, note = await live_rules(console.redis, console.settings)
+    if note:
+        problems.append(note)
+    since = datetime.now(UTC) - timedelta(days=30)
+    stats = await insights.rule_stats(console.store, actor, since, [r.id for r, _ in rules])
+    return [RuleRow(r, f, stats[r.id]) for r, f in rules], live_from, problems
+
+
+async def dashboard(console: Console, actor: str, weeks: int = 12) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    by_crossing = await insights.cases_per_week(console.store, actor, "crossing", weeks, now)
+    by_category = await insights.cases_per_week(console.store, actor, "category", weeks, now)
+    stats = await insights.rule_stats(console.store, actor, now - timedelta(days=90))
+    rules = sorted(stats.values(), key=lambda s: (-(s.false_positive_share or -1), -s.cases, s.rule_id))
+    return {"weeks": weeks, "by_crossing": by_crossing, "by_category": by_category, "rules": rules}
+
+
+async def silences(console: Console, everything: bool) -> list[dict[str, str]]:
+    import time
+
+    store = SilenceStore(console.redis, console.settings.streams.notify_namespace)
+    now = time.time()
+    counts = await store.counted()
+    return [describe(s, counts.get(s.id, 0), now) for s in await store.all() if everything or s.active(now)]
+
+
+def _day_text(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+def _ago(value: datetime) -> str:
+    seconds = (datetime.now(UTC) - value).total_seconds()
+    late = seconds >= 0
+    seconds = abs(seconds)
+    for size, unit in ((86_400, "d"), (3_600, "h"), (60, "min")):
+        if seconds >= size:
+            text = f"{int(seconds // size)} {unit}"
+            break
+    else:
+        text = "now"
+    return f"{text} ago" if late else f"in {text}"
+
+
+FILTERS = {
+    "amount": amount,
+    "moment": moment,
+    "quoted": quoted,
+    "when": _day_text,
+    "ago": _ago,
+    "hs": hs_display,
+}
+GLOBALS = {
+    "SEVERITIES": [s.value for s in sorted(Severity, key=lambda s: -s.rank)],
+    "STATES": list(CaseState),
+    "OUTCOMES": list(Outcome),
+    "SORTS": SORTS,
+    "MATCH_KEYS": MATCH_KEYS,
+}
