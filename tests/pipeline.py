@@ -107,6 +107,7 @@ def worker_env(settings: Settings, **update: str) -> dict[str, str]:
         "poll_interval": "0.2",
         "log_format": "json",
         "http_port": "0",
+        "console_port": "0",
     }
     env.update({f"TRADEWATCH_{name.upper()}": value for name, value in (given | update).items()})
     return env

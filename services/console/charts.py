@@ -37,7 +37,7 @@ def stacked_bars(labels: Sequence[str], series: dict[str, list[int]], title: str
     bar = step * 0.7
     scale = (height - bottom - top) / peak
     parts = [
-        f'<svg class="chart" viewBox="0 0 {width} {height + 24 * ((len(series) + 3) // 4)}" role="img" '
+        f'<svg class="chart" viewBox="0 0 {width} {height + 24 * ((len(series) + 2) // 3)}" role="img" '
         f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
     ]
     for tick in sorted({0, peak // 2, peak}):
@@ -61,9 +61,9 @@ def stacked_bars(labels: Sequence[str], series: dict[str, list[int]], title: str
                 f'<text x="{x + bar / 2:.1f}" y="{height - bottom + 14}" text-anchor="middle">{escape(label)}</text>'
             )
     for j, (colour, name) in enumerate(zip(PALETTE, series, strict=False)):
-        lx, ly = left + (j % 4) * 170, height + 4 + (j // 4) * 24
+        lx, ly = left + (j % 3) * 230, height + 4 + (j // 3) * 24
         parts.append(f'<rect x="{lx}" y="{ly}" width="12" height="12" fill="{colour}"/>')
-        parts.append(f'<text x="{lx + 18}" y="{ly + 11}">{escape(name[:24])}</text>')
+        parts.append(f'<text x="{lx + 18}" y="{ly + 11}">{escape(name[:32])}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - every text in it went through escape()
 
