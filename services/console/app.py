@@ -97,7 +97,7 @@ def build_console(settings: Settings, store: Store, redis: aredis.Redis) -> Cons
         settings=settings,
         store=store,
         redis=redis,
-        gate=Gate(settings, store, Signer(signing_key(settings))),
+        gate=Gate(settings, store, Signer(signing_key(settings)), redis),
         casework=Casework.from_settings(settings, store),
         templates=_templates(),
         entries=ListedEntries(redis, settings),

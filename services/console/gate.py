@@ -12,6 +12,7 @@ import base64
 import binascii
 from dataclasses import dataclass
 
+import redis.asyncio as aredis
 from starlette.requests import Request
 
 from services.casework import users
@@ -62,10 +63,11 @@ def client_of(request: Request) -> str:
 
 
 class Gate:
-    def __init__(self, settings: Settings, store: Store, signer: Signer) -> None:
+    def __init__(self, settings: Settings, store: Store, signer: Signer, redis: aredis.Redis) -> None:
         self.settings = settings
         self.store = store
         self.signer = signer
+        self.redis = redis
         self.throttle = LoginThrottle(settings.console_login_attempts)
         self.proxies = TrustedProxies(settings.console_trusted_proxies)
         self.header = settings.console_trusted_header
@@ -114,6 +116,8 @@ class Gate:
                         status=401,
                     )
                 return None
+            if await self.redis.exists(self._revoked_key(session.csrf)):
+                return None  # logged out: the cookie is signed, but it no longer opens anything
             name, csrf = session.user, session.csrf
         elif basic and (auth := request.headers.get("authorization", "")).lower().startswith("basic "):
             user, password = _basic(auth)
@@ -127,6 +131,17 @@ class Gate:
             what = "there is no such user" if user_row is None else "the user is disabled"
             raise await self.refuse(request, name, "using the console", what, status=401)
         return Visitor(name, Role(user_row.role), csrf, via, bool(user_row.password_must_change))
+
+    def _revoked_key(self, session_id: str) -> str:
+        return self.settings.streams.key("console", "revoked", session_id)
+
+    async def revoke(self, visitor: Visitor) -> None:
+        """End a session before its cookie expires (logging out): a copy of the cookie kept
+        elsewhere opens nothing either. Kept as long as the longest session lasts."""
+        if visitor.via == "password":
+            await self.redis.set(
+                self._revoked_key(visitor.csrf), "1", ex=int(self.settings.console_session) + 60
+            )
 
     async def check_password(self, request: Request, name: str, password: str) -> users.UserView:
         """A login (form or Basic): throttled per address and per name, audited either way."""

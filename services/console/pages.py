@@ -23,7 +23,15 @@ from services.casework import users
 from services.casework.access import AccessRefused, Missing, Refused
 from services.console import charts, views
 from services.console.gate import CSRF_FIELD, Denied, Visitor
-from services.console.security import LOGIN_COOKIE, LOGIN_FORM_SECONDS, SESSION_COOKIE, new_session
+from services.console.security import (
+    LOGIN_COOKIE,
+    LOGIN_FORM_SECONDS,
+    SESSION_COOKIE,
+    login_form,
+    login_token,
+    new_session,
+    same_token,
+)
 from services.notify.silences import SilenceStore
 from services.notify.silencing import add_silence
 from services.store.models import Role
@@ -113,13 +121,13 @@ class Pages:
     # --- login
 
     async def login_page(self, request: Request, status: int = 200, error: str | None = None) -> Response:
-        token, session = new_session(self.c.gate.signer, "", LOGIN_FORM_SECONDS, via="login")
+        token, csrf = login_form(self.c.gate.signer)
         response = self.render(
             request,
             "login.html",
             None,
             status=status,
-            login_csrf=session.csrf,
+            login_csrf=csrf,
             next=_local(request.query_params.get("next")),
             error=error,
         )
@@ -137,8 +145,8 @@ class Pages:
         if request.method == "GET":
             return await self.login_page(request)
         form = await read_form(request)
-        bound = self.c.gate.signer.read(request.cookies.get(LOGIN_COOKIE), "session")
-        if bound is None or not form.get(CSRF_FIELD) or form.get(CSRF_FIELD) != bound.get("c"):
+        bound = login_token(self.c.gate.signer, request.cookies.get(LOGIN_COOKIE))
+        if bound is None or not same_token(form.get(CSRF_FIELD), bound):
             await self.c.gate.refuse(
                 request,
                 form.get("name") or "anonymous",
@@ -169,7 +177,8 @@ class Pages:
         return response
 
     async def logout(self, request: Request) -> Response:
-        await self.changing(request, Role.VIEWER, "logging out")
+        visitor, _ = await self.changing(request, Role.VIEWER, "logging out")
+        await self.c.gate.revoke(visitor)
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE)
         return response

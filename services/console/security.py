@@ -121,6 +121,18 @@ def new_session(signer: Signer, user: str, seconds: float, via: str = "password"
     return token, Session(user, csrf, now + seconds, via)
 
 
+def login_form(signer: Signer) -> tuple[str, str]:
+    """The login form's cookie and the token its form carries (signed for the login form only:
+    neither opens a session)."""
+    csrf = secrets.token_urlsafe(24)
+    return signer.sign({"c": csrf}, LOGIN_FORM_SECONDS, "login"), csrf
+
+
+def login_token(signer: Signer, cookie: str | None) -> str | None:
+    payload = signer.read(cookie, "login")
+    return payload.get("c") if payload is not None and isinstance(payload.get("c"), str) else None
+
+
 def read_session(signer: Signer, token: str | None) -> Session | None:
     payload = signer.read(token, "session")
     if payload is None or not isinstance(payload.get("u"), str) or not isinstance(payload.get("c"), str):

@@ -124,9 +124,32 @@ async def test_a_login_opens_a_signed_httponly_expiring_session(console: Console
     wrong = await visit().login("alice", "not the password at all")
     assert wrong.status_code == 401
     assert "unknown user or wrong password" in wrong.text
+    kept = v.http.cookies[SESSION_COOKIE]
     out = await v.post("/logout", {})
     assert out.status_code == 303
     assert (await v.http.get("/", follow_redirects=False)).status_code == 303
+    v.http.cookies.set(SESSION_COOKIE, kept)  # a copy of the cookie kept after logging out
+    assert (await v.http.get("/", follow_redirects=False)).status_code == 303
+
+
+async def test_a_one_time_password_is_changed_at_the_first_login(
+    console: Console, visit: Any, store: Store
+) -> None:
+    await users.set_password(store, "admin", "andy", "handed over on paper")  # an admin's: one-time
+    v = visit()
+    r = await v.login("andy", "handed over on paper")
+    assert r.headers["location"] == "/password"
+    assert (await v.http.get("/", follow_redirects=False)).headers["location"] == "/password"
+    assert "choose your own" in (await v.get("/password")).text
+    differ = await v.post("/password", {"password": "my own new password", "again": "my own new passwrd"})
+    assert differ.status_code == 400
+    assert "differ" in differ.text
+    short = await v.post("/password", {"password": "short", "again": "short"})
+    assert short.status_code == 400
+    done = await v.post("/password", {"password": "my own new password", "again": "my own new password"})
+    assert done.status_code == 303
+    assert (await v.get("/")).status_code == 200
+    assert (await visit().login("andy", "my own new password")).status_code == 303
 
 
 async def test_forged_and_expired_cookies_open_nothing(console: Console, visit: Any, store: Store) -> None:
