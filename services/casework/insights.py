@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import case, distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.casework.access import reading
@@ -63,26 +63,24 @@ async def rule_stats(
     """Per rule (each of ``rule_ids`` at least, with zeros), the cases it raised since ``since``."""
 
     async def work(session: AsyncSession, _: User) -> dict[str, RuleStats]:
+        closed = case((Case.outcome.is_not(None), Case.id))
+        false = case((Case.outcome == Outcome.FALSE_POSITIVE.value, Case.id))
         rows = (
             await session.execute(
-                select(Finding.rule_id, Case.id, Case.outcome)
+                select(
+                    Finding.rule_id,
+                    func.count(distinct(Case.id)),
+                    func.count(distinct(closed)),
+                    func.count(distinct(false)),
+                )
                 .join(Case, Case.id == Finding.case_id)
                 .where(Finding.recorded_at >= since)
-                .distinct()
+                .group_by(Finding.rule_id)
             )
         ).all()
-        cases: dict[str, set[int]] = defaultdict(set)
-        closed: Counter[str] = Counter()
-        false: Counter[str] = Counter()
-        for rule_id, case_id, outcome in rows:
-            if case_id in cases[rule_id]:
-                continue
-            cases[rule_id].add(case_id)
-            if outcome is not None:
-                closed[rule_id] += 1
-                false[rule_id] += outcome == Outcome.FALSE_POSITIVE.value
-        wanted = list(dict.fromkeys([*rule_ids, *sorted(cases)]))
-        return {r: RuleStats(r, len(cases.get(r, ())), closed[r], false[r]) for r in wanted}
+        found = {r: RuleStats(r, int(n), int(c), int(f)) for r, n, c, f in rows}
+        wanted = list(dict.fromkeys([*rule_ids, *sorted(found)]))
+        return {r: found.get(r, RuleStats(r, 0, 0, 0)) for r in wanted}
 
     return await reading(store, actor, "reading rule statistics", "case", "*", work)
 
@@ -113,6 +111,7 @@ async def cases_per_week(
                     select(Case.id, Case.opened_at, Finding.categories)
                     .join(Finding, Finding.case_id == Case.id)
                     .where(Case.opened_at >= since)
+                    .distinct()
                 )
             ).all()
             per_case: dict[int, tuple[datetime, set[str]]] = {}

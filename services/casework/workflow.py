@@ -372,10 +372,26 @@ class Casework:
             raise Refused(f"{wanted.order!r} is not a sort order: {', '.join(SORTS)}")
 
         async def work(session: AsyncSession, _: User) -> CasePage:
-            query, assignee = _summaries_query()
+            assignee = aliased(User)
             conditions = _conditions(wanted, assignee)
-            query = query.where(*conditions).order_by(*_ordering(wanted.order))
+            query = (
+                select(Case, assignee.name)
+                .outerjoin(assignee, Case.assignee_id == assignee.id)
+                .where(*conditions)
+                .order_by(*_ordering(wanted.order))
+            )
             rows = (await session.execute(query.offset(wanted.offset).limit(wanted.limit))).all()
+            # Findings are counted for the page's cases only, not for every case there is.
+            ids = [c.id for c, _ in rows]
+            counts = dict(
+                (
+                    await session.execute(
+                        select(Finding.case_id, func.count(Finding.id))
+                        .where(Finding.case_id.in_(ids))
+                        .group_by(Finding.case_id)
+                    )
+                ).all()
+            )
             counted = select(Case.state, func.count(Case.id)).outerjoin(
                 assignee, Case.assignee_id == assignee.id
             )
@@ -384,7 +400,7 @@ class Casework:
                 for state, n in (await session.execute(counted.where(*conditions).group_by(Case.state))).all()
             }
             return CasePage(
-                cases=[_summary(c, a, n) for c, a, n in rows],
+                cases=[_summary(c, a, counts.get(c.id, 0)) for c, a in rows],
                 total=sum(by_state.values()),
                 by_state=by_state,
                 offset=wanted.offset,

@@ -34,6 +34,7 @@ from services.casework.workflow import Casework
 from services.console.gate import Gate
 from services.console.parties import ListedEntries
 from services.console.security import Signer, signing_key
+from services.console.views import RuleFiles
 from services.goods.catalog import Catalog, load_catalog
 from services.goods.hscodes import Nomenclature, load_nomenclature
 from services.logging import get_logger
@@ -61,6 +62,7 @@ class Console:
     casework: Casework
     templates: Jinja2Templates
     entries: ListedEntries
+    rule_files: RuleFiles
     catalog: Catalog | None = None
     nomenclature: Nomenclature | None = None
     problems: list[str] = field(default_factory=list)
@@ -101,6 +103,7 @@ def build_console(settings: Settings, store: Store, redis: aredis.Redis) -> Cons
         casework=Casework.from_settings(settings, store),
         templates=_templates(),
         entries=ListedEntries(redis, settings),
+        rule_files=RuleFiles(settings.rules_files),
         catalog=catalog,
         nomenclature=nomenclature,
         problems=problems,

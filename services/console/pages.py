@@ -231,15 +231,7 @@ class Pages:
         catalog = self.c.catalog
         crossings = sorted(catalog.file.crossings) if catalog else []
         categories = sorted(catalog.file.categories.items()) if catalog else []
-        rules: list[str] = []
-        for path in self.c.settings.rules_files:
-            try:
-                from schemas.rules import RuleFile
-                from services.yamlfile import load
-
-                rules += [r.id for r in load(path).validate(RuleFile).rules]
-            except ConfigError:
-                continue
+        rules = [r.id for r, _ in self.c.rule_files.read()[0]]
         people = [u.name for u in await users.list_users(self.c.store, visitor.name) if u.role != "viewer"]
         return {
             "crossing": [(c, c) for c in crossings],

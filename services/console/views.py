@@ -3,9 +3,11 @@ string, a case with its parties and HS headings, the rules with their figures, t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from schemas.alert import Severity
@@ -17,7 +19,6 @@ from services.console.parties import PartyMatch, party_matches
 from services.goods.hscodes import hs_display
 from services.notify.render import amount, moment, quoted
 from services.notify.silences import MATCH_KEYS, SilenceStore, describe
-from services.notify.silencing import live_rules
 from services.store.models import CaseState, Outcome
 from services.yamlfile import ConfigError, load
 
@@ -132,6 +133,29 @@ async def case_view(console: Console, actor: str, case_id: int) -> CaseView:
     return CaseView(detail, parties, headings)
 
 
+class RuleFiles:
+    """The rule files as written, read again only when one of them changes."""
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self.paths = list(paths)
+        self._stamp: tuple[tuple[str, int | None], ...] | None = None
+        self._rules: list[tuple[Rule, str]] = []
+        self._problems: list[str] = []
+
+    def read(self) -> tuple[list[tuple[Rule, str]], list[str]]:
+        stamp = tuple((str(p), p.stat().st_mtime_ns if p.exists() else None) for p in self.paths)
+        if stamp != self._stamp:
+            rules: list[tuple[Rule, str]] = []
+            problems: list[str] = []
+            for path in self.paths:
+                try:
+                    rules += [(r, str(path)) for r in load(path).validate(RuleFile).rules]
+                except ConfigError as error:
+                    problems.append(str(error))
+            self._stamp, self._rules, self._problems = stamp, rules, problems
+        return self._rules, list(self._problems)
+
+
 @dataclass
 class RuleRow:
     rule: Rule
@@ -157,16 +181,13 @@ class RuleRow:
 async def rule_rows(console: Console, actor: str) -> tuple[list[RuleRow], str, list[str]]:
     """The rules of the configured files, with their cases in the last 30 days; where the live
     rule set is from; problems reading the files."""
-    rules: list[tuple[Rule, str]] = []
-    problems: list[str] = []
-    for path in console.settings.rules_files:
-        try:
-            rules += [(r, str(path)) for r in load(path).validate(RuleFile).rules]
-        except ConfigError as error:
-            problems.append(str(error))
-    _, live_from, note = await live_rules(console.redis, console.settings)
-    if note:
-        problems.append(note)
+    rules, problems = console.rule_files.read()
+    raw = await console.redis.get(console.settings.streams.key("ruleset", "rules"))
+    live_from = (
+        f"the live rule set, version {json.loads(raw)['version']}"
+        if raw is not None
+        else "unknown: no rules worker has stored its rule set yet"
+    )
     since = datetime.now(UTC) - timedelta(days=30)
     stats = await insights.rule_stats(console.store, actor, since, [r.id for r, _ in rules])
     return [RuleRow(r, f, stats[r.id]) for r, f in rules], live_from, problems
