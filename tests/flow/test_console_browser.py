@@ -49,7 +49,9 @@ if CHROMIUM is None or DRIVER is None:
 
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
@@ -173,6 +175,13 @@ def test_an_analyst_closes_a_critical_case_and_a_reviewer_approves(
         lambda x: len(x.find_elements(By.CSS_SELECTOR, "table.cases tbody tr")) == critical
     )
     assert "severity=critical" in d.current_url
+    # The keyboard: Esc leaves the filters, j moves to the first case, Enter opens it; then back.
+    first = d.find_element(By.CSS_SELECTOR, "table.cases tbody tr").get_attribute("data-href")
+    ActionChains(d).send_keys(Keys.ESCAPE).send_keys("j").send_keys(
+        Keys.ENTER
+    ).perform()  # Esc leaves the filter
+    WebDriverWait(d, 10).until(lambda x: x.current_url.endswith(str(first)))
+    d.back()
     d.find_element(By.CSS_SELECTOR, f'a[href="/cases/{cases[SHIPYARD]}"]').click()
     WebDriverWait(d, 10).until(lambda x: x.current_url.endswith(f"/cases/{cases[SHIPYARD]}"))
     assert "Legal basis" in d.page_source
