@@ -9,7 +9,6 @@ forge one, since a browser sends such a request across sites only after asking.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -19,8 +18,7 @@ from starlette.routing import Route
 
 from services.console import views
 from services.console.gate import Denied, Visitor
-from services.console.pages import act, audit_silence, expire_silence, read_form
-from services.notify.silencing import add_silence
+from services.console.pages import act, add_silence_from, expire_silence, read_form
 from services.store.models import Role
 from services.yamlfile import ConfigError
 
@@ -78,21 +76,10 @@ class Api:
 
     async def silence_add(self, request: Request) -> Response:
         visitor, form = await self.changing(request, Role.REVIEWER, "adding a silence")
-        raw = form.get("match", "")
-        given = json.loads(raw) if raw.startswith("[") else raw.splitlines()  # a list, or KEY=VALUE lines
-        match = [str(m).strip() for m in given if str(m).strip()]
         try:
-            silence, note = await add_silence(
-                self.c.redis,
-                self.c.settings,
-                match,
-                form.get("duration", ""),
-                visitor.name,
-                form.get("reason", ""),
-            )
+            silence, note = await add_silence_from(self.c, visitor, form)
         except (ValueError, ConfigError) as error:
             return JSONResponse({"error": str(error)}, 400)
-        await audit_silence(self.c, visitor.name, "silence.added", silence)
         return JSONResponse({"id": silence.id, "note": note, "silence": silence.model_dump(mode="json")}, 201)
 
     async def silence_expire(self, request: Request) -> Response:

@@ -286,18 +286,8 @@ class Pages:
 
     async def silence_add(self, request: Request) -> Response:
         visitor, form = await self.changing(request, Role.REVIEWER, "adding a silence")
-        match = [
-            line.strip() for line in form.get("match", "").replace(";", "\n").splitlines() if line.strip()
-        ]
         try:
-            silence, note = await add_silence(
-                self.c.redis,
-                self.c.settings,
-                match,
-                form.get("duration", ""),
-                visitor.name,
-                form.get("reason", ""),
-            )
+            silence, note = await add_silence_from(self.c, visitor, form)
         except (ValueError, ConfigError) as error:
             rows = await views.silences(self.c, False)
             return self.render(
@@ -310,7 +300,6 @@ class Pages:
                 error=str(error),
                 form=form,
             )
-        await audit_silence(self.c, visitor.name, "silence.added", silence)
         return _back("/silences", done=f"Silence {silence.id} added." + (f" Note: {note}" if note else ""))
 
     async def silence_expire(self, request: Request) -> Response:
@@ -399,25 +388,32 @@ async def act(console: Console, visitor: Visitor, case_id: int, action: str, for
 async def audit_silence(console: Console, actor: str, action: str, silence: Any, before: Any = None) -> None:
     from services.store import audit
 
-    def state(s: Any) -> dict[str, Any]:
-        return {
-            "matchers": s.matchers,
-            "reason": s.reason,
-            "by": s.created_by,
-            "from": datetime.fromtimestamp(s.created_at, UTC),
-            "until": datetime.fromtimestamp(s.expires_at, UTC),
-        }
-
     async with console.store.writing() as session:
+        after = silence.audited()
         await audit.append(
             session,
             actor,
             action,
             "silence",
             silence.id,
-            before=state(before) if before else None,
-            after=state(silence),
+            before=before.audited() if before else None,
+            after=after,
         )
+
+
+async def add_silence_from(
+    console: Console, visitor: Visitor, form: dict[str, str]
+) -> tuple[Any, str | None]:
+    """A silence from a form or a JSON body: matchers as KEY=VALUE lines (or a JSON list), checked,
+    stored and audited; ValueError or ConfigError saying what is wrong."""
+    raw = form.get("match", "")
+    given = json.loads(raw) if raw.lstrip().startswith("[") else raw.replace(";", "\n").splitlines()
+    match = [str(m).strip() for m in given if str(m).strip()]
+    silence, note = await add_silence(
+        console.redis, console.settings, match, form.get("duration", ""), visitor.name, form.get("reason", "")
+    )
+    await audit_silence(console, visitor.name, "silence.added", silence)
+    return silence, note
 
 
 async def expire_silence(console: Console, actor: str, silence_id: str) -> Any:

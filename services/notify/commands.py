@@ -11,7 +11,6 @@ import json
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -176,17 +175,14 @@ def _audit(settings: Settings, actor: str, action: str, silence: Any, before: An
     """Silences are in the store of record's audit trail too (who, what, until when, why)."""
     from services.casework.commands import note
 
-    def state(s: Any) -> dict[str, Any]:
-        return {
-            "matchers": s.matchers,
-            "reason": s.reason,
-            "by": s.created_by,
-            "from": datetime.fromtimestamp(s.created_at, UTC),
-            "until": datetime.fromtimestamp(s.expires_at, UTC),
-        }
-
     problem = note(
-        settings, actor, action, "silence", silence.id, state(before) if before else None, state(silence)
+        settings,
+        actor,
+        action,
+        "silence",
+        silence.id,
+        before.audited() if before else None,
+        silence.audited(),
     )
     if problem is not None:
         typer.echo(f"note: the silence stands, but the audit trail could not record it: {problem}", err=True)

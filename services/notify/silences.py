@@ -58,6 +58,16 @@ class Silence(StrictModel):
     def active(self, now: float) -> bool:
         return self.created_at <= now < self.expires_at
 
+    def audited(self) -> dict[str, Any]:
+        """What the audit trail records of a silence: who, what, from and until when, why."""
+        return {
+            "matchers": self.matchers,
+            "reason": self.reason,
+            "by": self.created_by,
+            "from": datetime.fromtimestamp(self.created_at, UTC),
+            "until": datetime.fromtimestamp(self.expires_at, UTC),
+        }
+
     def matches(self, alert: Alert, subscription: str) -> bool:
         return all(_holds(key, value, alert, subscription) for key, value in self.matchers.items())
 
