@@ -43,9 +43,11 @@ class StageName(StrEnum):
     rules = "rules"
     notify = "notify"
     records = "records"
+    archive = "archive"
 
 
 def _stages(names: Sequence[StageName], ctx: Any, feed: Sequence[Path]) -> list[Any]:
+    from services.archive.stage import ArchiveStage
     from services.ingest.stage import IngestStage
     from services.notify.stage import NotifyStage
     from services.records.stage import RecordsStage
@@ -59,6 +61,8 @@ def _stages(names: Sequence[StageName], ctx: Any, feed: Sequence[Path]) -> list[
             made.append(RulesStage(ctx))
         elif name is StageName.records:
             made.append(RecordsStage(ctx))
+        elif name is StageName.archive:
+            made.append(ArchiveStage(ctx))
         else:
             made.append(NotifyStage(ctx))
     return made
@@ -69,7 +73,7 @@ def _run(names: Sequence[StageName], burst: bool, feed: Sequence[Path] = ()) -> 
     from services.server import ServerUnavailable
 
     settings = load_settings()
-    if StageName.records in names:
+    if StageName.records in names or StageName.archive in names:
         _prepare_store(settings)
     try:
         ctx = runtime.context(settings)
@@ -117,7 +121,7 @@ def up(
     feed: Annotated[list[Path], typer.Option(help="files or folders to ingest at start")] = [],  # noqa: B006
     burst: Annotated[bool, typer.Option(help="drain what is waiting, then exit")] = False,
 ) -> None:
-    """Run all four stages in one process (and the embedded server, when no URL is set)."""
+    """Run every stage (ingest, rules, notify, records, archive) in one process (and the embedded server, when no URL is set)."""
     _run(list(StageName), burst, feed)
 
 

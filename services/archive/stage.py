@@ -1,0 +1,155 @@
+"""The archive stage: reports in, the report archive in the store of record out, acked once committed.
+
+It reads every partition of the report stream through its own consumer group (``archive``), as
+the rules stage does through ``rules``: each group sees every report. For a batch it decodes the
+reports (a malformed one is dead-lettered to the report partition's dead stream, with
+``dead.stage archive``), writes them in one transaction (:func:`services.store.archive.archive`,
+idempotent by report id), commits, and only then acks the entries: killed at any point, nothing
+is lost or doubled.
+
+A database that does not answer stops this stage's acks and nothing else, as for the records
+stage (``GatedStage``: the reclaimer claims nothing meanwhile). In the embedded default the
+SQLite file's schema is brought up to date here; with a configured database it waits for
+``tradewatch db upgrade``. Every ``archive_purge_interval`` it removes reports received more than
+``archive_retention`` ago (0: kept for ever).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from schemas.streams import ARCHIVE_GROUP
+from services.logging import get_logger
+from services.runtime import Consumes, Context, deadletter
+from services.runtime.deadletter import DeadLetter
+from services.store import Store, StoreUnavailable, migrate, unavailable
+from services.store import archive as reports
+from services.store.engine import describe
+from services.wire import BadMessage, Entry, as_text, decode_report, event_time, received_at
+
+RETRY_FIRST = 0.5
+RETRY_MAX = 10.0
+
+
+class ArchiveStage:
+    name = "archive"
+
+    def __init__(self, ctx: Context, store: Store | None = None) -> None:
+        self.ctx = ctx
+        names = ctx.settings.streams
+        self.partitions = [
+            Consumes(names.report_stream(p), ARCHIVE_GROUP, names.reports_dead_stream(p))
+            for p in range(names.partitions)
+        ]
+        self.store = store or Store.from_settings(ctx.settings)
+        self.log = get_logger(stage=self.name)
+        self._schema_ready = False
+        self._available = True
+        self._stop = asyncio.Event()
+        self._purger: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.log.info("report archive", database=self.store.shown)
+        if self.ctx.settings.archive_retention > 0:
+            self._purger = asyncio.create_task(self._purge_periodically(), name="archive-purge")
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._purger is not None:
+            self._purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._purger
+        await self.store.dispose()
+
+    async def busy(self) -> bool:
+        return False
+
+    async def can_handle(self) -> bool:
+        return self._available
+
+    async def handle(self, batch: Sequence[Entry], consumes: Consumes) -> None:
+        started = time.perf_counter()
+        settings = self.ctx.settings
+        incoming: list[tuple[Entry, reports.Incoming]] = []
+        dead: list[DeadLetter] = []
+        for entry in batch:
+            try:
+                report = decode_report(entry, settings.max_report_bytes)
+            except BadMessage as error:
+                dead.append(DeadLetter(entry, str(error)))
+                continue
+            received = received_at(entry.id)
+            raw = as_text(entry.fields[b"report"])
+            incoming.append((entry, reports.Incoming(report, raw, received, event_time(report, received))))
+        await deadletter.bury(self.ctx.redis, self.name, consumes, dead)
+        if not incoming:
+            return
+        written, repeated = await self._store([r for _, r in incoming])
+        # Acked only now that the transaction is committed.
+        await self.ctx.redis.xack(consumes.stream, consumes.group, *[e.id for e, _ in incoming])
+        self.log.info(
+            "batch archived",
+            entries=len(batch),
+            archived=written,
+            repeated=repeated,
+            report_ids=[r.report.report_id for _, r in incoming][:50],
+            ms=round((time.perf_counter() - started) * 1000, 3),
+        )
+
+    async def _store(self, incoming: list[reports.Incoming]) -> tuple[int, int]:
+        delay = RETRY_FIRST
+        while True:
+            try:
+                await self._prepare()
+                async with self.store.writing() as session:
+                    done = await reports.archive(session, incoming, datetime.now(UTC))
+            except Exception as error:
+                if not unavailable(error):
+                    raise  # a defect, not an outage: redelivered, dead-lettered past the limit
+                if self._available:
+                    self.log.error(
+                        "store of record unreachable: reports stay pending until it answers",
+                        database=self.store.shown,
+                        error=describe(error),
+                    )
+                self._available = False
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+                continue
+            if not self._available:
+                self.log.warning("store of record answers again", database=self.store.shown)
+                self._available = True
+            return done
+
+    async def _prepare(self) -> None:
+        if self._schema_ready:
+            return
+        if self.ctx.settings.embedded_store:
+            await migrate.upgrade(self.store)
+        elif missing := await migrate.pending(self.store):
+            raise StoreUnavailable(
+                f"the database lacks migrations {', '.join(missing)}: run `tradewatch db upgrade`"
+            )
+        self._schema_ready = True
+
+    async def purge_once(self) -> int:
+        """Remove reports received before the retention; how many."""
+        await self._prepare()
+        before = datetime.now(UTC) - timedelta(seconds=self.ctx.settings.archive_retention)
+        async with self.store.writing() as session:
+            return await reports.purge(session, before)
+
+    async def _purge_periodically(self) -> None:
+        while not self._stop.is_set():
+            try:
+                removed = await self.purge_once()
+                if removed:
+                    self.log.info("archived reports past retention removed", removed=removed)
+            except Exception as error:
+                self.log.warning("archive purge failed", error=describe(error))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.ctx.settings.archive_purge_interval)
