@@ -16,6 +16,7 @@ import typer
 
 from services.casework import commands as casework_commands
 from services.clitools import fail, load_settings
+from services.history import commands as history_commands
 from services.ingest import commands as ingest_commands
 from services.notify import commands as notify_commands
 from services.ops import commands as ops_commands
@@ -36,6 +37,9 @@ notify_commands.register(app)
 app.command("status")(ops_commands.status)
 app.add_typer(ops_commands.dlq_app, name="dlq")
 casework_commands.register(app)
+rules_commands.app.command("backtest")(history_commands.backtest)
+app.command("flows")(history_commands.flows)
+app.add_typer(history_commands.archive_app, name="archive")
 
 
 class StageName(StrEnum):
