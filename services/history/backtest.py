@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 from schemas.alert import Alert, Severity
 from schemas.report import ImportReport
-from services.rules.engine import RuleSet, explain
+from services.rules.engine import RuleSet, compile_rules, explain
 from services.rules.loader import load_ruleset
 from services.rules.temporal import DEFAULT_HORIZON, MemoryState, Pending, is_backfill
 from services.store import Store
@@ -67,12 +67,49 @@ Outcome = tuple[str, int, int, list[Fixed | Held], list[Fixed | Held]]
 Row = tuple[str, int, int]
 """(report JSON, event ms, arrival ms)."""
 
-_loaded: dict[str, RuleSet] = {}
+
+@dataclass
+class _Loaded:
+    files: tuple[RuleFiles, RuleFiles]
+    live: RuleSet
+    proposed: RuleSet
+    """The whole proposed rule set (its version, its rules)."""
+    changed: RuleSet | None
+    """The proposed rules that differ from the live ones, compiled over the live set's catalog and
+    rates (None: the catalog or rates differ too, so every proposed rule is evaluated)."""
+    unchanged: frozenset[str]
+    """Rule ids whose live verdicts are the proposed ones (same rule, same version)."""
 
 
-def _init(live: RuleFiles, proposed: RuleFiles) -> None:
-    _loaded["live"] = live.load()
-    _loaded["proposed"] = proposed.load()
+_loaded: list[_Loaded] = []
+"""The rule sets of this process (a worker loads them once, or inherits them on a fork)."""
+
+
+def _init(live: RuleFiles, proposed: RuleFiles) -> _Loaded:
+    if _loaded and _loaded[0].files == (live, proposed):
+        return _loaded[0]
+    a = live.load()
+    b = a if proposed == live else proposed.load()
+    changed: RuleSet | None = None
+    unchanged: frozenset[str] = frozenset()
+    if (
+        b.catalog.version == a.catalog.version
+        and b.rates.rates == a.rates.rates
+        and b.rates.base == a.rates.base
+    ):
+        # Only what differs is evaluated again, over the live set's catalog (whose memo of item
+        # descriptions then serves both): a change to one rule costs one rule, not a rule set.
+        versions = {c.rule.id: c.version for c in a.rules}
+        unchanged = frozenset(c.rule.id for c in b.rules if versions.get(c.rule.id) == c.version)
+        changed = compile_rules([c.rule for c in b.rules if c.rule.id not in unchanged], a.catalog, a.rates)
+    loaded = _Loaded((live, proposed), a, b, changed, unchanged)
+    _loaded[:] = [loaded]
+    return loaded
+
+
+def _ready() -> bool:
+    time.sleep(0.05)  # long enough for every worker to be started, one task each
+    return bool(_loaded)
 
 
 def _verdicts(report: ImportReport, ruleset: RuleSet, at: datetime) -> list[Fixed | Held]:
@@ -89,20 +126,19 @@ def _verdicts(report: ImportReport, ruleset: RuleSet, at: datetime) -> list[Fixe
 
 def evaluate_chunk(rows: Sequence[Row]) -> list[Outcome]:
     """The engine's part, for one chunk, in a worker (or in the calling process)."""
-    live, proposed = _loaded["live"], _loaded["proposed"]
+    loaded = _loaded[0]
     out: list[Outcome] = []
     for raw, event_ms, arrived_ms in rows:
         report = ImportReport.model_validate_json(raw)
         at = datetime.fromtimestamp(event_ms / 1000, UTC)
-        out.append(
-            (
-                report.report_id,
-                event_ms,
-                arrived_ms,
-                _verdicts(report, live, at),
-                _verdicts(report, proposed, at),
-            )
-        )
+        mine = _verdicts(report, loaded.live, at)
+        if loaded.changed is None:
+            theirs = _verdicts(report, loaded.proposed, at)
+        else:
+            theirs = [v for v in mine if v[1] in loaded.unchanged]
+            if loaded.changed.rules:
+                theirs += _verdicts(report, loaded.changed, at)
+        out.append((report.report_id, event_ms, arrived_ms, mine, theirs))
     return out
 
 
@@ -284,15 +320,15 @@ async def backtest(
     ``ConfigError`` for a bad rule file before any report is read.
     """
     started = time.perf_counter()
-    _init(live_rules, proposed_rules)  # checks both here (a ConfigError), and serves workers=1
+    loaded = _init(live_rules, proposed_rules)  # checks both here (a ConfigError); serves workers=1
     result = Backtest(
         since=since.isoformat() if since else None,
         until=until.isoformat() if until else None,
         reports=0,
         workers=max(1, workers),
         seconds=0.0,
-        live_version=_loaded["live"].version,
-        proposed_version=_loaded["proposed"].version,
+        live_version=loaded.live.version,
+        proposed_version=loaded.proposed.version,
     )
     live, proposed = _Side(horizon), _Side(horizon)
     event_of: dict[str, int] = {}
@@ -307,12 +343,14 @@ async def backtest(
     loop = asyncio.get_running_loop()
     pool: Executor | None = None
     if workers > 1:
+        # Forked where the platform can (the workers inherit the loaded rule sets: no import, no
+        # load), and before the archive is opened: the workers run pure code only.
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         pool = ProcessPoolExecutor(
-            workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init,
-            initargs=(live_rules, proposed_rules),
+            workers, mp_context=context, initializer=_init, initargs=(live_rules, proposed_rules)
         )
+        await asyncio.gather(*(loop.run_in_executor(pool, _ready) for _ in range(workers)))
     in_flight: list[asyncio.Future[list[Outcome]]] = []
     try:
         batch: list[Row] = []

@@ -197,3 +197,13 @@ def test_rules_backtest_prints_json_for_a_program(
     refused = CliRunner().invoke(app, ["rules", "backtest", "--rules", str(bad)])
     assert refused.exit_code == 2
     assert "problem(s) in the rule files" in refused.stderr
+
+
+@pytest.mark.slow
+async def test_the_backtest_benchmark_runs_on_one_and_two_processes() -> None:
+    from benchmarks.backtest import main
+
+    result = await main(300, [1, 2], None)
+    assert [r["workers"] for r in result["runs"]] == [1, 2]
+    assert all(r["reports"] == 300 and r["reports_per_second"] > 0 for r in result["runs"])
+    assert result["runs"][0]["alerts_proposed"] == result["runs"][1]["alerts_proposed"]
