@@ -38,6 +38,7 @@ app.command("status")(ops_commands.status)
 app.add_typer(ops_commands.dlq_app, name="dlq")
 casework_commands.register(app)
 rules_commands.app.command("backtest")(history_commands.backtest)
+sanctions_commands.app.command("lookback")(history_commands.sanctions_lookback)
 app.command("flows")(history_commands.flows)
 app.add_typer(history_commands.archive_app, name="archive")
 

@@ -11,7 +11,10 @@ A database that does not answer stops this stage's acks and nothing else, as for
 stage (``GatedStage``: the reclaimer claims nothing meanwhile). In the embedded default the
 SQLite file's schema is brought up to date here; with a configured database it waits for
 ``tradewatch db upgrade``. Every ``archive_purge_interval`` it removes reports received more than
-``archive_retention`` ago (0: kept for ever).
+``archive_retention`` ago (0: kept for ever). Every ``LOOKBACK_CHECK`` seconds it compares the
+sanctions lists in force with the versions the last lookback saw, and when one changed runs a
+lookback (:mod:`services.casework.lookback`): the archive's parties screened against the new and
+changed entries, the hits recorded as cases.
 """
 
 from __future__ import annotations
@@ -23,9 +26,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from schemas.streams import ARCHIVE_GROUP
+from services.casework import lookback
 from services.logging import get_logger
 from services.runtime import Consumes, Context, deadletter
 from services.runtime.deadletter import DeadLetter
+from services.sanctions.matcher import exceptions_from
+from services.sanctions.store import SanctionsStore
 from services.store import Store, StoreUnavailable, migrate, unavailable
 from services.store import archive as reports
 from services.store.engine import describe
@@ -51,18 +57,22 @@ class ArchiveStage:
         self._available = True
         self._stop = asyncio.Event()
         self._purger: asyncio.Task[None] | None = None
+        self._looker: asyncio.Task[None] | None = None
+        self.lookback_check = lookback.LOOKBACK_CHECK
 
     async def start(self) -> None:
         self.log.info("report archive", database=self.store.shown)
         if self.ctx.settings.archive_retention > 0:
             self._purger = asyncio.create_task(self._purge_periodically(), name="archive-purge")
+        self._looker = asyncio.create_task(self._look_back_on_changes(), name="archive-lookback")
 
     async def stop(self) -> None:
         self._stop.set()
-        if self._purger is not None:
-            self._purger.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._purger
+        for task in (self._purger, self._looker):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.store.dispose()
 
     async def busy(self) -> bool:
@@ -153,3 +163,41 @@ class ArchiveStage:
                 self.log.warning("archive purge failed", error=describe(error))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.ctx.settings.archive_purge_interval)
+
+    async def look_back_if_changed(self) -> lookback.Lookback | None:
+        """A lookback when a list in force is not the version the last lookback saw; else None."""
+        await self._prepare()
+        sanctions = SanctionsStore(self.ctx.redis, self.ctx.settings)
+        pointers = await sanctions.pointers()
+        seen = await lookback.baselines(self.store)
+        if all(seen.get(name) == version for name, version in pointers.items()):
+            return None
+        settings = self.ctx.settings
+        _, found, _ = await sanctions.exceptions()
+        result = await lookback.lookback(
+            self.store,
+            await lookback.read_lists(sanctions),
+            lookback.window_start(settings.lookback_window),
+            settings.case_due,
+            exceptions=exceptions_from(found),
+            candidates=settings.sanctions_candidates,
+        )
+        self.log.info(
+            "lookback after a sanctions list change",
+            lists=[f"{c.list_name} {c.previous} -> {c.current}" for c in result.lists],
+            entries=result.entries,
+            reports=result.reports,
+            hits=len(result.hits),
+            cases_opened=result.cases_opened,
+            findings_added=result.findings_added,
+        )
+        return result
+
+    async def _look_back_on_changes(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await self.look_back_if_changed()
+            except Exception as error:
+                self.log.warning("lookback failed: tried again later", error=describe(error))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.lookback_check)

@@ -183,3 +183,52 @@ def list_reports(
             f"HS {','.join(r['chapters']) or '-'}"
         )
     typer.echo(f"{len(rows)} of {total} archived report(s)")
+
+
+def sanctions_lookback(
+    since: Since = None,
+    everything: Annotated[
+        bool, typer.Option("--all", help="screen against every entry, not only the new and changed ones")
+    ] = False,
+    min_score: Annotated[float, typer.Option("--min-score", min=0.5, max=1.0)] = 0.9,
+    as_json: JsonFlag = False,
+) -> None:
+    """Screen archived reports' parties against the sanctions lists' new and changed entries; hits become cases.
+
+    The window is TRADEWATCH_LOOKBACK_WINDOW (one year) back from now, unless --since says otherwise.
+    """
+    import asyncio
+
+    from services import server
+    from services.casework import commands as casework
+    from services.casework import lookback
+    from services.sanctions.matcher import exceptions_from
+    from services.sanctions.store import SanctionsStore
+
+    settings = load_settings()
+    start = when(since, "--since") or lookback.window_start(settings.lookback_window)
+
+    async def lists() -> tuple[Any, Any]:
+        endpoint = server.resolve(settings)
+        redis = server.client(endpoint)
+        try:
+            sanctions = SanctionsStore(redis, settings)
+            _, found, _ = await sanctions.exceptions()
+            return await lookback.read_lists(sanctions), exceptions_from(found)
+        finally:
+            await redis.aclose()
+            endpoint.close()
+
+    try:
+        in_force, exceptions = asyncio.run(lists())
+    except server.ServerUnavailable as error:
+        fail(str(error))
+
+    async def go(store: Store) -> Any:
+        return await lookback.lookback(
+            store, in_force, start, settings.case_due, min_score=min_score, exceptions=exceptions,
+            everything=everything, candidates=settings.sanctions_candidates,
+        )  # fmt: skip
+
+    result = casework.run(settings, go)
+    typer.echo(json.dumps(result.as_dict(), ensure_ascii=False) if as_json else lookback.render(result))

@@ -280,3 +280,16 @@ class ArchivedReport(Base):
     crossing: Mapped[str | None] = mapped_column(Text, index=True)
     chapters: Mapped[str] = mapped_column(Text, default="", server_default="")
     archived_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class LookbackBaseline(Base):
+    """A sanctions list as the last lookback saw it: its version and a fingerprint of each entry,
+    so the next version's new and changed entries are known without the old version at hand."""
+
+    __tablename__ = "lookback_baselines"
+
+    list_name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    version: Mapped[str] = mapped_column(Text)
+    fingerprints: Mapped[str] = mapped_column(Text)
+    """JSON: entry id -> fingerprint of the entry as listed."""
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,4 +1,5 @@
-"""The report archive: every report published on the report stream, for backtests, lookbacks and flows.
+"""The report archive: every report published on the report stream, for backtests, lookbacks and
+flows; and the sanctions lists as the last lookback saw them.
 
 Revision ID: 0003
 Revises: 0002
@@ -41,7 +42,17 @@ def upgrade() -> None:
     op.create_index(op.f("ix_archived_reports_received_at"), "archived_reports", ["received_at"])
     op.create_index(op.f("ix_archived_reports_event_at"), "archived_reports", ["event_at"])
     op.create_index(op.f("ix_archived_reports_crossing"), "archived_reports", ["crossing"])
+    # Lookbacks: each sanctions list as the last lookback saw it.
+    op.create_table(
+        "lookback_baselines",
+        sa.Column("list_name", sa.String(length=100), nullable=False),
+        sa.Column("version", sa.Text(), nullable=False),
+        sa.Column("fingerprints", sa.Text(), nullable=False),
+        sa.Column("updated_at", WHEN, nullable=False),
+        sa.PrimaryKeyConstraint("list_name", name=op.f("pk_lookback_baselines")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("lookback_baselines")
     op.drop_table("archived_reports")
