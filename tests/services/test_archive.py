@@ -5,6 +5,7 @@ crossing and HS chapter in SQL, the purge past retention, and a database that is
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -153,3 +154,21 @@ async def test_a_database_down_holds_the_archive_acks_until_it_is_back(
         await asyncio.wait_for(running, 60)
     assert sorted(await archived(store)) == ["feb-xray", "jan-lathe", "no-date"]
     assert pending(raw_redis, s) == 0
+
+
+async def test_tradewatch_worker_archive_and_archive_list(
+    settings: Settings, raw_redis: redis.Redis, store: Store, database_url: str
+) -> None:
+    from tests.services.test_ops import _cli
+
+    publish(raw_redis, settings, sample())
+    code, _, err = await _cli(settings, "worker", "archive", "--burst", TRADEWATCH_DATABASE_URL=database_url)
+    assert code == 0, err[-3000:]
+    assert sorted(await archived(store)) == ["feb-xray", "jan-lathe", "no-date"]
+    code, out, err = await _cli(
+        settings, "archive", "list", "--chapter", "84", "--json", TRADEWATCH_DATABASE_URL=database_url
+    )
+    assert code == 0, err[-3000:]
+    listed = json.loads(out)
+    assert listed["total"] == 1
+    assert [(r["report_id"], r["chapters"]) for r in listed["reports"]] == [("jan-lathe", ["84", "87"])]
