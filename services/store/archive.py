@@ -63,7 +63,6 @@ async def archive(session: AsyncSession, reports: Sequence[Incoming], now: datet
                 source=r.report.source,
                 report=r.raw,
                 reported_at=aware(r.report.reported_at) if r.report.reported_at is not None else None,
-                shipped_at=None,
                 received_at=r.received_at,
                 event_at=r.event_at,
                 crossing=r.report.crossing,

@@ -259,8 +259,9 @@ class AuditHead(Base):
 class ArchivedReport(Base):
     """A report as it was published on the report stream, kept for backtests, lookbacks and flows.
 
-    ``event_at`` is the time the report counts at (``services.wire.event_time``: its shipment
-    period, else its report date, else when it was received); ``chapters`` its items' HS chapters
+    ``event_at`` is the time the report counts at (``services.wire.event_time``: its report date,
+    else when it was received; the report schema v1 has no shipment period, and the customs tables'
+    sources put the trade period in the report date); ``chapters`` its items' HS chapters
     as ``|84|85|`` (one is matched with ``LIKE '%|84|%'``), like a finding's categories.
     """
 
@@ -272,8 +273,6 @@ class ArchivedReport(Base):
     report: Mapped[str] = mapped_column(Text)
     """The report's JSON, as published (the stream entry's ``report`` field)."""
     reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    shipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    """The start of the shipment period; the report schema (v1) has none yet, so it is empty."""
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     """When it reached the report stream (its entry id's time)."""
     event_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -29,7 +29,6 @@ def upgrade() -> None:
         sa.Column("source", sa.Text(), nullable=False),
         sa.Column("report", sa.Text(), nullable=False),
         sa.Column("reported_at", WHEN, nullable=True),
-        sa.Column("shipped_at", WHEN, nullable=True),
         sa.Column("received_at", WHEN, nullable=False),
         sa.Column("event_at", WHEN, nullable=False),
         sa.Column("crossing", sa.Text(), nullable=True),
