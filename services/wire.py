@@ -103,6 +103,8 @@ def aware(when: datetime) -> datetime:
 
 
 def event_time(report: ImportReport, received: datetime) -> datetime:
-    """The time a report counts at for rules over time, the archive and flows: its shipment
-    period (the report schema v1 has none yet), else its report date, else when it was received."""
+    """The time a report counts at for rules over time, the archive and flows: its report date,
+    else when it was received. (The report schema v1 has no shipment period; the Comtrade and
+    China Customs sources put the trade period in the report date. A shipment period added to the
+    schema would come first here.)"""
     return aware(report.reported_at) if report.reported_at is not None else aware(received)

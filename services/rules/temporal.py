@@ -6,8 +6,9 @@ become, and the state question to ask). Whoever keeps the state answers with a
 backtests from :class:`MemoryState` - and :func:`settle` turns the pair into an alert or nothing.
 
 Event time. Each report counts at its own time, its *event time* (``services.wire.event_time``:
-its shipment period, else its report date, else when it reached the report stream), never at the
-rules stage's clock. Both state keepers follow the same contract, so ``rules test`` and backtests
+its report date, else when it reached the report stream; the report schema has no shipment period
+yet, and the customs tables' sources put the trade period in the report date), never at the rules
+stage's clock. Both state keepers follow the same contract, so ``rules test`` and backtests
 predict what production does:
 
 - frequency: a report counts once per rule and group, however often it is delivered (the
