@@ -165,3 +165,52 @@ async def test_state_keys_live_under_the_namespace_with_a_bounded_life(
     # Kept for the window and the backfill horizon past the latest report (1w + 30d by default).
     keep_ms = 7 * 86_400_000 + int(settings.backfill_horizon * 1000)
     assert all(0 < raw_redis.pttl(k) <= keep_ms for k in keys)
+
+
+async def test_random_out_of_order_sequences_get_the_same_decisions_from_redis_and_memory(
+    ctx: Context,
+) -> None:
+    # Reports of random event times arriving in random order (some delivered twice, some far in
+    # the past), windows, thresholds and horizons: the Lua scripts decide as MemoryState does.
+    import random
+
+    from services.rules.temporal import MemoryState, Pending
+
+    rng = random.Random(20261202)
+    base = datetime(2026, 3, 1, tzinfo=UTC)
+    for run in range(40):
+        window = rng.choice([1, 2, 7]) * 86_400.0
+        count = rng.choice([2, 3, 4])
+        horizon = rng.choice([3, 10, 30]) * 86_400.0
+        memory = MemoryState(horizon)
+        arrived = base
+        from_memory: list[Decision] = []
+        from_redis: list[Decision] = []
+        ids: list[str] = []
+        batch: list[tuple[Pending, datetime, datetime]] = []
+        for _ in range(rng.randint(5, 25)):
+            rid = rng.choice(ids) if ids and rng.random() < 0.15 else f"r{len(ids)}"
+            ids.append(rid)
+            event = base - timedelta(hours=rng.randint(0, 24 * 60))
+            arrived += timedelta(hours=rng.randint(0, 48))
+            kind = "frequency" if rng.random() < 0.7 else "new_term"
+            pending = Pending(
+                kind, f"rule-{run}-{kind}", rid, lambda _: None,  # type: ignore[arg-type,return-value]
+                group="g" if kind == "frequency" else "hs_heading",
+                terms=() if kind == "frequency" else (rng.choice(["8458", "8429", "8701"]),),
+                count=count, window=window,
+            )  # fmt: skip
+            from_memory.append(memory.decide(pending, event, arrived))
+            batch.append((pending, event, arrived))
+            if rng.random() < 0.4:  # the stage decides a batch in one call per key set
+                from_redis += await state.decide(
+                    ctx.redis, ctx.settings.streams, [p for p, _, _ in batch], [e for _, e, _ in batch],
+                    horizon, [a for _, _, a in batch],
+                )  # fmt: skip
+                batch = []
+        if batch:
+            from_redis += await state.decide(
+                ctx.redis, ctx.settings.streams, [p for p, _, _ in batch], [e for _, e, _ in batch],
+                horizon, [a for _, _, a in batch],
+            )  # fmt: skip
+        assert from_redis == from_memory, f"run {run}"
