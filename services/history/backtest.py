@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +57,16 @@ class RuleFiles:
 
     def load(self) -> RuleSet:
         return load_ruleset(self.rules, self.catalog, self.rates, self.exceptions)
+
+    @classmethod
+    @contextmanager
+    def from_text(cls, text: str, like: RuleFiles) -> Iterator[RuleFiles]:
+        """A rule file pasted or uploaded (YAML text), with ``like``'s catalog, rates and
+        exceptions, for as long as the block runs (a temporary file: workers load it by path)."""
+        with tempfile.TemporaryDirectory(prefix="tradewatch-backtest-") as folder:
+            path = Path(folder) / "proposed.yaml"
+            path.write_text(text, encoding="utf-8")
+            yield cls((path,), like.catalog, like.rates, like.exceptions)
 
 
 # What a worker returns per report: fixed alerts ("a", rule, severity) and pending ones

@@ -19,6 +19,7 @@ from services.history.backtest import Backtest, RuleFiles, backtest, render
 from services.store import Store
 from services.store import archive as reports
 from services.store.migrate import upgrade
+from services.yamlfile import ConfigError
 from tests.helpers import CATALOG_FILE, RATES_FILE, RULES_FILE, make_report
 
 RECEIVED = datetime(2026, 3, 25, tzinfo=UTC)
@@ -120,6 +121,15 @@ async def test_a_backtest_shows_what_a_rule_change_would_have_changed(store: Sto
     assert "machinery-surge-by-crossing: 0 -> 1  (+1)" in text
     assert "d2 (2026-03-03) machinery-surge-by-crossing: appears (high)" in text
     assert "reports/s" in text
+
+    # The same change pasted as text (the console's form), with a broken one refused by the loader.
+    with RuleFiles.from_text(change.rules[0].read_text(encoding="utf-8"), LIVE) as pasted:
+        assert comparable(await backtest(store, LIVE, pasted, workers=1)) == comparable(one)
+    with (
+        RuleFiles.from_text("rules:\n  - id: x\n    nonsense: 1\n", LIVE) as broken,
+        pytest.raises(ConfigError),
+    ):
+        await backtest(store, LIVE, broken, workers=1)
 
     # A window of event time, and the live rules against themselves: no difference.
     march = await backtest(
