@@ -10,8 +10,10 @@ every rule, building explained alerts) is per report and runs in ``workers`` pro
 chunks of the archive, read in event-time order; what a rule over time leaves to decide comes
 back as a small pending record (the rule, the group or terms, the severity its alert would have)
 and one ordered pass in the calling process applies the state, chunk after chunk as the results
-come back in order. Party conditions (``party:``) never hold here: screening needs the loaded
-sanctions lists; ``tradewatch sanctions lookback`` screens the archive.
+come back in order. Party conditions (``party:``) are screened against the sanctions lists given
+(``screening``: the command line passes the lists in force, with the reviewed exceptions); without
+them they never hold. Each report is screened against today's lists: to see what a list change
+means for the archive, ``tradewatch sanctions lookback``.
 
 :func:`backtest` is the core (the command line and the console call it); its result has
 ``as_dict()``.
@@ -37,6 +39,7 @@ from schemas.report import ImportReport
 from services.rules.engine import RuleSet, compile_rules, explain
 from services.rules.loader import load_ruleset
 from services.rules.temporal import DEFAULT_HORIZON, MemoryState, Pending, is_backfill
+from services.sanctions.index import ScreeningIndex
 from services.store import Store
 from services.store import archive as reports
 
@@ -91,14 +94,15 @@ class _Loaded:
     rates (None: the catalog or rates differ too, so every proposed rule is evaluated)."""
     unchanged: frozenset[str]
     """Rule ids whose live verdicts are the proposed ones (same rule, same version)."""
+    screening: ScreeningIndex | None = None
 
 
 _loaded: list[_Loaded] = []
 """The rule sets of this process (a worker loads them once, or inherits them on a fork)."""
 
 
-def _init(live: RuleFiles, proposed: RuleFiles) -> _Loaded:
-    if _loaded and _loaded[0].files == (live, proposed):
+def _init(live: RuleFiles, proposed: RuleFiles, screening: ScreeningIndex | None = None) -> _Loaded:
+    if _loaded and _loaded[0].files == (live, proposed) and _loaded[0].screening is screening:
         return _loaded[0]
     a = live.load()
     b = a if proposed == live else proposed.load()
@@ -114,7 +118,7 @@ def _init(live: RuleFiles, proposed: RuleFiles) -> _Loaded:
         versions = {c.rule.id: c.version for c in a.rules}
         unchanged = frozenset(c.rule.id for c in b.rules if versions.get(c.rule.id) == c.version)
         changed = compile_rules([c.rule for c in b.rules if c.rule.id not in unchanged], a.catalog, a.rates)
-    loaded = _Loaded((live, proposed), a, b, changed, unchanged)
+    loaded = _Loaded((live, proposed), a, b, changed, unchanged, screening)
     _loaded[:] = [loaded]
     return loaded
 
@@ -124,9 +128,11 @@ def _ready() -> bool:
     return bool(_loaded)
 
 
-def _verdicts(report: ImportReport, ruleset: RuleSet, at: datetime) -> list[Fixed | Held]:
+def _verdicts(
+    report: ImportReport, ruleset: RuleSet, at: datetime, screening: ScreeningIndex | None
+) -> list[Fixed | Held]:
     out: list[Fixed | Held] = []
-    for v in explain(report, ruleset, at):
+    for v in explain(report, ruleset, at, screening):
         if v.alert is not None:
             out.append(("a", v.rule_id, v.alert.severity.value))
         elif v.pending is not None:
@@ -143,13 +149,13 @@ def evaluate_chunk(rows: Sequence[Row]) -> list[Outcome]:
     for raw, event_ms, arrived_ms in rows:
         report = ImportReport.model_validate_json(raw)
         at = datetime.fromtimestamp(event_ms / 1000, UTC)
-        mine = _verdicts(report, loaded.live, at)
+        mine = _verdicts(report, loaded.live, at, loaded.screening)
         if loaded.changed is None:
-            theirs = _verdicts(report, loaded.proposed, at)
+            theirs = _verdicts(report, loaded.proposed, at, loaded.screening)
         else:
             theirs = [v for v in mine if v[1] in loaded.unchanged]
             if loaded.changed.rules:
-                theirs += _verdicts(report, loaded.changed, at)
+                theirs += _verdicts(report, loaded.changed, at, loaded.screening)
         out.append((report.report_id, event_ms, arrived_ms, mine, theirs))
     return out
 
@@ -185,6 +191,8 @@ class Backtest:
     seconds: float
     live_version: str
     proposed_version: str
+    screened_against: str | None = None
+    """The sanctions lists party conditions were screened against (None: not screened)."""
     alerts_live: int = 0
     alerts_proposed: int = 0
     cases_live: int = 0
@@ -325,14 +333,16 @@ async def backtest(
     *,
     horizon: float = DEFAULT_HORIZON,
     chunk: int = CHUNK,
+    screening: ScreeningIndex | None = None,
 ) -> Backtest:
     """Replay the archived reports with event time in ``[since, until)`` through both rule sets.
 
-    ``workers``: processes for the engine's part (1: in this process). Raises the loader's
-    ``ConfigError`` for a bad rule file before any report is read.
+    ``workers``: processes for the engine's part (1: in this process). ``screening``: the sanctions
+    lists for ``party:`` conditions (see :func:`services.sanctions.store.ScreeningCache`; None: they
+    never hold). Raises the loader's ``ConfigError`` for a bad rule file before any report is read.
     """
     started = time.perf_counter()
-    loaded = _init(live_rules, proposed_rules)  # checks both here (a ConfigError); serves workers=1
+    loaded = _init(live_rules, proposed_rules, screening)  # checks both (a ConfigError); serves workers=1
     result = Backtest(
         since=since.isoformat() if since else None,
         until=until.isoformat() if until else None,
@@ -341,6 +351,9 @@ async def backtest(
         seconds=0.0,
         live_version=loaded.live.version,
         proposed_version=loaded.proposed.version,
+        screened_against=(screening.version or "lists given")
+        if screening is not None and len(screening)
+        else None,
     )
     live, proposed = _Side(horizon), _Side(horizon)
     event_of: dict[str, int] = {}
@@ -360,7 +373,7 @@ async def backtest(
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         pool = ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_init, initargs=(live_rules, proposed_rules)
+            workers, mp_context=context, initializer=_init, initargs=(live_rules, proposed_rules, screening)
         )
         await asyncio.gather(*(loop.run_in_executor(pool, _ready) for _ in range(workers)))
     in_flight: list[asyncio.Future[list[Outcome]]] = []
@@ -411,6 +424,11 @@ def render(result: Backtest) -> str:
         f"{result.cases_appear} appear, {result.cases_disappear} disappear, "
         f"{result.cases_severity_changed} change severity",
     ]
+    lines.append(
+        f"  party conditions screened against {result.screened_against}"
+        if result.screened_against
+        else "  party conditions not screened: no sanctions lists loaded"
+    )
     if result.backfill_live or result.backfill_proposed:
         lines.append(
             f"  backfill alerts (recorded, not notified): {result.backfill_live} live, "

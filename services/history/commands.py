@@ -60,6 +60,13 @@ def backtest(
     since: Since = None,
     until: Until = None,
     workers: Annotated[int, typer.Option("--workers", min=1, help="processes evaluating reports")] = 2,
+    screen: Annotated[
+        bool,
+        typer.Option(
+            "--screen/--no-screen",
+            help="screen parties against the sanctions lists in force (in Redis) for party: conditions",
+        ),
+    ] = True,
     as_json: JsonFlag = False,
 ) -> None:
     """Replay archived reports through the live rule set and a proposed one: what would change."""
@@ -76,10 +83,11 @@ def backtest(
     )
     proposed = RuleFiles(tuple(rules), live.catalog, live.rates, live.exceptions) if rules else live
     start, end = when(since, "--since"), when(until, "--until")
+    screening = _screening(settings) if screen else None
 
     async def go(store: Store) -> Any:
         return await run_backtest(
-            store, live, proposed, start, end, workers, horizon=settings.backfill_horizon
+            store, live, proposed, start, end, workers, horizon=settings.backfill_horizon, screening=screening
         )
 
     try:
@@ -88,6 +96,30 @@ def backtest(
         typer.echo(str(error), err=True)
         fail(f"{len(error.problems)} problem(s) in the rule files", code=2)
     typer.echo(json.dumps(result.as_dict(), ensure_ascii=False) if as_json else render(result))
+
+
+def _screening(settings: Any) -> Any:
+    """The sanctions lists in force with the reviewed exceptions, as the rules stage screens with
+    them; None (said on stderr) where no server answers."""
+    import asyncio
+
+    from services import server
+    from services.sanctions.store import ScreeningCache
+
+    async def go() -> Any:
+        endpoint = server.resolve(settings)
+        redis = server.client(endpoint)
+        try:
+            return await ScreeningCache(redis, settings, recheck=0).current()
+        finally:
+            await redis.aclose()
+            endpoint.close()
+
+    try:
+        return asyncio.run(go())
+    except server.ServerUnavailable as error:
+        typer.echo(f"tradewatch: party conditions not screened: {error}", err=True)
+        return None
 
 
 def flows(

@@ -16,11 +16,13 @@ from typer.testing import CliRunner
 from schemas.report import ImportReport
 from services.cli import app
 from services.history.backtest import Backtest, RuleFiles, backtest, render
+from services.sanctions.index import ScreeningIndex
+from services.sanctions.lists import read_list
 from services.store import Store
 from services.store import archive as reports
 from services.store.migrate import upgrade
 from services.yamlfile import ConfigError
-from tests.helpers import CATALOG_FILE, RATES_FILE, RULES_FILE, make_report
+from tests.helpers import CATALOG_FILE, RATES_FILE, RULES_FILE, SAMPLE_XML, make_report
 
 RECEIVED = datetime(2026, 3, 25, tzinfo=UTC)
 LIVE = RuleFiles((RULES_FILE,), CATALOG_FILE, RATES_FILE)
@@ -198,13 +200,16 @@ def test_rules_backtest_prints_json_for_a_program(
     appears = [(e["report_id"], e["rule_id"]) for e in doc["examples"] if e["kind"] == "appears"]
     assert appears == [("d2", "machinery-surge-by-crossing")]
 
-    text = CliRunner().invoke(app, ["rules", "backtest", "--rules", str(change.rules[0]), "--workers", "1"])
+    text = CliRunner().invoke(
+        app, ["rules", "backtest", "--rules", str(change.rules[0]), "--workers", "1", "--no-screen"]
+    )
     assert text.exit_code == 0, text.stderr
     assert "backtest of 3 archived report(s)" in text.stdout
+    assert "party conditions not screened" in text.stdout
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("rules:\n  - id: x\n    nonsense: 1\n", encoding="utf-8")
-    refused = CliRunner().invoke(app, ["rules", "backtest", "--rules", str(bad)])
+    refused = CliRunner().invoke(app, ["rules", "backtest", "--rules", str(bad), "--no-screen"])
     assert refused.exit_code == 2
     assert "problem(s) in the rule files" in refused.stderr
 
@@ -217,3 +222,25 @@ async def test_the_backtest_benchmark_runs_on_one_and_two_processes() -> None:
     assert [r["workers"] for r in result["runs"]] == [1, 2]
     assert all(r["reports"] == 300 and r["reports_per_second"] > 0 for r in result["runs"])
     assert result["runs"][0]["alerts_proposed"] == result["runs"][1]["alerts_proposed"]
+
+
+async def test_party_conditions_are_screened_against_the_lists_given(store: Store, tmp_path: Path) -> None:
+    listed = make_report(
+        "p1", importer="Korea Ryonha Machinery Joint Venture Corporation", reported_at="2026-03-02T00:00:00Z",
+        items=[{"description": "lathe", "hs_code": "8458"}],
+    )  # fmt: skip
+    await fill(store, [listed, *KNOWN])
+    text = RULES_FILE.read_text(encoding="utf-8").replace(
+        "    when:\n      party: {lists: [un-dprk], min_score: 0.9",
+        "    enabled: false\n    when:\n      party: {lists: [un-dprk], min_score: 0.9",
+    )
+    index = ScreeningIndex.build(read_list(SAMPLE_XML, "un-sc").entries, "un-sc:sample")
+    with RuleFiles.from_text(text, LIVE) as without_party_rule:
+        screened = await backtest(store, LIVE, without_party_rule, workers=2, chunk=2, screening=index)
+        blind = await backtest(store, LIVE, without_party_rule, workers=1)
+    assert screened.screened_against == "un-sc:sample"
+    gone = [(c.report_id, c.rule_id, c.kind) for c in screened.examples if c.rule_id == "un-listed-party"]
+    assert gone == [("p1", "un-listed-party", "disappears")]
+    assert blind.screened_against is None
+    assert not [c for c in blind.examples if c.rule_id == "un-listed-party"]
+    assert "party conditions screened against un-sc:sample" in render(screened)
