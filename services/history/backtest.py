@@ -334,12 +334,16 @@ async def backtest(
     horizon: float = DEFAULT_HORIZON,
     chunk: int = CHUNK,
     screening: ScreeningIndex | None = None,
+    start_method: str | None = None,
 ) -> Backtest:
     """Replay the archived reports with event time in ``[since, until)`` through both rule sets.
 
     ``workers``: processes for the engine's part (1: in this process). ``screening``: the sanctions
     lists for ``party:`` conditions (see :func:`services.sanctions.store.ScreeningCache`; None: they
-    never hold). Raises the loader's ``ConfigError`` for a bad rule file before any report is read.
+    never hold). ``start_method``: how worker processes start (default ``fork`` where the platform
+    has it: they inherit the loaded rule sets; ``spawn`` from a process with threads of its own, a
+    web server, at the cost of each worker loading them). Raises the loader's ``ConfigError`` for
+    a bad rule file before any report is read.
     """
     started = time.perf_counter()
     loaded = _init(live_rules, proposed_rules, screening)  # checks both (a ConfigError); serves workers=1
@@ -371,7 +375,7 @@ async def backtest(
         # Forked where the platform can (the workers inherit the loaded rule sets: no import, no
         # load), and before the archive is opened: the workers run pure code only.
         methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        context = multiprocessing.get_context(start_method or ("fork" if "fork" in methods else "spawn"))
         pool = ProcessPoolExecutor(
             workers, mp_context=context, initializer=_init, initargs=(live_rules, proposed_rules, screening)
         )

@@ -100,6 +100,8 @@ async def test_a_backtest_shows_what_a_rule_change_would_have_changed(store: Sto
     one = await backtest(store, LIVE, change, workers=1)
     two = await backtest(store, LIVE, change, workers=2, chunk=40)
     assert comparable(one) == comparable(two)
+    spawned = await backtest(store, LIVE, change, workers=2, chunk=120, start_method="spawn")
+    assert comparable(spawned) == comparable(one)
     assert two.reports == 243
     assert two.workers == 2
 
