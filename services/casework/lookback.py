@@ -8,16 +8,18 @@ names in the text and the vessels, as the rules stage screens a report
 (:class:`services.sanctions.matcher.PartyScreen`), a match kept at ``min_score`` (0.9, the shipped
 ``un-listed-party`` rule's) unless a reviewed exception holds for it.
 
-Each report with a hit gets one alert per list version: rule ``sanctions-lookback``, tag
-``lookback``, critical, its evidence naming each match, the list and its version, and the
-original report's dates. The alerts are written through :func:`services.casework.records.record_alerts`,
+Only new hits count: a match whose entry (its reference) a finding of the report's case already
+names (a live ``party:`` alert, an earlier lookback) is left out. Each report with a new hit gets
+one alert per list version: rule ``sanctions-lookback``, tag ``lookback``, critical, its evidence
+naming each match, the list and its version, and the original report's dates. The alerts are written through :func:`services.casework.records.record_alerts`,
 the records stage's own path, so they become cases (one per report, a finding added where the
 report has a case already) and an alert id recorded before is skipped: a lookback run twice, or by
 two processes at once, records each hit once. They are recorded, not notified.
 
-The first lookback of a list (no baseline) records its baseline and screens nothing: the reports
-archived before were screened by the rules stage as they came. ``everything=True`` screens the
-archive against every entry of every list (new or not).
+A list the lookbacks have not seen before (no baseline: the first list loaded, another list added
+later) is new in every entry: the archive is screened against all of it (a report the rules stage
+already caught keeps its finding, and gets no lookback for it). ``everything=True`` screens the
+archive against every entry of every list, new or not.
 
 The archive stage runs a lookback whenever a list's version differs from its baseline (it looks
 every ``LOOKBACK_CHECK`` seconds); ``tradewatch sanctions lookback`` runs one by hand.
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -43,7 +46,7 @@ from services.sanctions.matcher import PartyMatch, PartyScreen
 from services.sanctions.store import SanctionsStore
 from services.store import Store
 from services.store import archive as reports
-from services.store.models import LookbackBaseline
+from services.store.models import Case, Finding, LookbackBaseline
 
 LOOKBACK_RULE = "sanctions-lookback"
 LOOKBACK_TAG = "lookback"
@@ -71,8 +74,6 @@ class ListChange:
     current: str
     new: int
     changed: int
-    baseline_only: bool = False
-    """The first lookback of this list: its baseline recorded, nothing screened."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +100,9 @@ class Lookback:
     reports: int = 0
     """Archived reports screened."""
     hits: list[LookbackHit] = field(default_factory=list)
+    """New hits (recorded now or by an earlier run of the same list version)."""
+    known: int = 0
+    """Matches left out: a finding of the report's case names that entry already."""
     cases_opened: int = 0
     findings_added: int = 0
     repeated: int = 0
@@ -181,18 +185,17 @@ async def lookback(
         before: dict[str, str] = json.loads(base.fingerprints) if base is not None else {}
         fresh = [e for e in entries if e.id not in before]
         changed = [e for e in entries if e.id in before and before[e.id] != fingerprint(e)]
-        first = base is None and not everything
         result.lists.append(
-            ListChange(name, base.version if base else None, version, len(fresh), len(changed), first)
+            ListChange(name, base.version if base else None, version, len(fresh), len(changed))
         )
         wanted = list(entries) if everything else [*fresh, *changed]
-        if wanted and not first:
+        if wanted:
             index = ScreeningIndex.build(wanted, f"{name}:{version}", candidates)
             if exceptions is not None:
                 index.exceptions = exceptions
             indexes.append((name, version, base.version if base else None, index))
             result.entries += len(wanted)
-    alerts: list[Alert] = []
+    held: list[tuple[ImportReport, datetime, datetime, str, str, str | None, list[PartyMatch]]] = []
     if indexes:
         async with store.reading() as session:
             async for row in reports.stream(session, reports.Filter(since=since)):
@@ -204,18 +207,29 @@ async def lookback(
                         for p in PartyScreen(index, report, now).found()
                         if p.skipped is None and p.match.score >= min_score
                     ]
-                    if not found:
-                        continue
-                    alert = _alert(report, name, version, previous, found, row.event_at, row.received_at, now)
-                    alerts.append(alert)
-                    for p in found:
-                        result.hits.append(
-                            LookbackHit(
-                                report.report_id, row.event_at.isoformat(), name, version,
-                                p.match.entry.reference, p.match.entry.name, p.role, p.match.query,
-                                p.match.matched_alias, round(p.match.score, 3), alert.alert_id,
-                            )
-                        )  # fmt: skip
+                    if found:
+                        held.append((report, row.event_at, row.received_at, name, version, previous, found))
+    in_cases = await _findings_text(store, sorted({h[0].report_id for h in held}))
+    alerts: list[Alert] = []
+    for report, event_at, received_at, name, version, previous, found in held:
+        text = in_cases.get(report.report_id, "")
+        # A match already named by a finding of the report's case other than this very alert (a
+        # live party alert, a lookback of another version) is not a new hit.
+        alert_id = alert_id_for(report.report_id, LOOKBACK_RULE, f"{name}:{version}")
+        new_hits = [p for p in found if not _names(text, p.match.entry.reference, alert_id)]
+        result.known += len(found) - len(new_hits)
+        if not new_hits:
+            continue
+        alert = _alert(report, name, version, previous, new_hits, event_at, received_at, now)
+        alerts.append(alert)
+        for p in new_hits:
+            result.hits.append(
+                LookbackHit(
+                    report.report_id, event_at.isoformat(), name, version,
+                    p.match.entry.reference, p.match.entry.name, p.role, p.match.query,
+                    p.match.matched_alias, round(p.match.score, 3), alert.alert_id,
+                )
+            )  # fmt: skip
     async with store.writing() as session:
         done = await record_alerts(session, alerts, due, LOOKBACK_ACTOR)
         for name, (version, entries) in lists.items():
@@ -231,6 +245,25 @@ async def lookback(
     return result
 
 
+async def _findings_text(store: Store, report_ids: Sequence[str]) -> dict[str, str]:
+    """Report id -> its case's findings (the alerts as JSON, one per line), for the reports given."""
+    out: dict[str, list[str]] = {}
+    async with store.reading() as session:
+        for start in range(0, len(report_ids), 500):
+            chunk = report_ids[start : start + 500]
+            query = select(Case.report_id, Finding.alert).join(Finding).where(Case.report_id.in_(chunk))
+            for report_id, alert in (await session.execute(query)).all():
+                out.setdefault(report_id, []).append(alert)
+    return {k: "\n".join(v) for k, v in out.items()}
+
+
+def _names(text: str, reference: str, alert_id: str) -> bool:
+    """The findings name this entry reference (as a whole token), in alerts other than ``alert_id``."""
+    lines = [line for line in text.splitlines() if alert_id not in line]
+    pattern = re.compile(rf"(?<![\w.]){re.escape(reference)}(?!\w)")
+    return any(pattern.search(line) for line in lines)
+
+
 def window_start(window: float, now: datetime | None = None) -> datetime:
     return (now or datetime.now(UTC)) - timedelta(seconds=window)
 
@@ -238,8 +271,8 @@ def window_start(window: float, now: datetime | None = None) -> datetime:
 def render(result: Lookback) -> str:
     lines = []
     for c in result.lists:
-        if c.baseline_only:
-            lines.append(f"{c.list_name} {c.current}: first lookback, baseline recorded (nothing screened)")
+        if c.previous is None:
+            lines.append(f"{c.list_name} {c.current}: first lookback of this list, every entry new")
         elif c.previous == c.current and not (c.new or c.changed):
             lines.append(f"{c.list_name} {c.current}: unchanged since the last lookback")
         else:
@@ -250,7 +283,8 @@ def render(result: Lookback) -> str:
         lines.append("no sanctions lists loaded: nothing to look back with")
     lines.append(
         f"{result.reports} archived report(s) since {result.since[:10]} screened against "
-        f"{result.entries} new or changed entries: {len(result.hits)} hit(s)"
+        f"{result.entries} new or changed entries: {len(result.hits)} new hit(s), "
+        f"{result.known} match(es) already in their cases"
     )
     for h in result.hits:
         lines.append(

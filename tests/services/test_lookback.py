@@ -23,10 +23,13 @@ from schemas.alert import Alert
 from schemas.report import ImportReport
 from services.archive.stage import ArchiveStage
 from services.casework.lookback import LOOKBACK_RULE
+from services.casework.records import record_alerts
 from services.cli import app
+from services.rules.engine import RuleSet, evaluate
+from services.sanctions.index import ScreeningIndex
 from services.sanctions.lists import ListFormat, read_list
 from services.sanctions.store import SanctionsStore
-from services.settings import Settings
+from services.settings import DEFAULT_CASE_DUE, Settings
 from services.store import Store
 from services.store import archive as reports
 from services.store.migrate import upgrade
@@ -72,6 +75,7 @@ def archived_reports() -> list[tuple[ImportReport, datetime]]:
     return [
         report("new-entity", 40, importer=NEW_ENTITY),
         report("new-alias", 200, exporter=NEW_ALIAS),
+        report("caught-live", 20, exporter=NEW_ALIAS),  # the rules stage caught it: a case names the entry
         report("unchanged", 100, importer=UNCHANGED),
         report("clean", 10, importer="Dandong Happy Harvest Trading Co"),
         report("too-old", 900, importer=NEW_ENTITY),
@@ -104,36 +108,48 @@ async def lookback_findings(store: Store) -> dict[str, Alert]:
 
 @pytest.mark.shared
 async def test_a_list_change_screens_the_archive_against_what_changed(
-    settings: Settings, store: Store, database_url: str, tmp_path: Path
+    settings: Settings, store: Store, database_url: str, tmp_path: Path, pack: RuleSet
 ) -> None:
     real = shared_file("data", "un-sc-consolidated-2020-03-20.xml")
+    v2 = second_version(real, tmp_path)
     await fill(store)
+    # "caught-live" arrived after the second version was in force: the rules stage's party rule
+    # made it a case then (the same engine and screening as live, recorded as the records stage does).
+    live_index = ScreeningIndex.build(read_list(v2, "un-sc", ListFormat.UN_XML).entries)
+    caught = next(r for r, _ in archived_reports() if r.report_id == "caught-live")
+    live_alerts = [a for a in evaluate(caught, pack, NOW, live_index) if a.rule_id == "un-listed-party"]
+    assert live_alerts
+    async with store.writing() as session:
+        await record_alerts(session, live_alerts, DEFAULT_CASE_DUE)
     s = settings.model_copy(update={"database_url": SecretStr(database_url)})
     ctx = new_context(s)
     stage = ArchiveStage(ctx, Store(database_url))
     try:
         await load(ctx.redis, s, real)
+        # The first list the lookbacks see is new in every entry: the archive is screened against it all.
         first = await stage.look_back_if_changed()
         assert first is not None
-        assert [(c.previous, c.baseline_only) for c in first.lists] == [(None, True)]
-        assert first.hits == []
+        assert [c.previous for c in first.lists] == [None]
+        assert {(h.report_id, h.role) for h in first.hits} == {("unchanged", "importer")}
+        assert first.cases_opened == 1
         assert await stage.look_back_if_changed() is None  # nothing changed since
 
-        await load(ctx.redis, s, second_version(real, tmp_path))
+        await load(ctx.redis, s, v2)
         second = await stage.look_back_if_changed()
         assert second is not None
         (change,) = second.lists
         assert (change.previous, change.new, change.changed) == (first.lists[0].current, 1, 1)
         assert change.current != change.previous
-        assert second.reports == 4  # within the year: not too-old
+        assert second.reports == 5  # within the year: not too-old
         hits = {(h.report_id, h.role, h.reference) for h in second.hits}
         assert hits == {
             ("new-entity", "importer", "KPe.999"),
             ("new-alias", "exporter", hits_ref(second, "new-alias")),
         }
+        assert second.known == 1  # caught-live's case names the entry already
         assert second.cases_opened == 2
         found = await lookback_findings(store)
-        assert set(found) == {"new-entity", "new-alias"}
+        assert set(found) == {"new-entity", "new-alias", "unchanged"}
         alert = found["new-alias"]
         assert "lookback" in alert.tags
         assert alert.severity.value == "critical"
@@ -194,13 +210,13 @@ def test_sanctions_lookback_by_hand_against_every_entry_records_each_hit_once(
     result = CliRunner().invoke(app, ["sanctions", "lookback", "--all", "--json"])
     assert result.exit_code == 0, result.stderr
     doc = json.loads(result.stdout)
-    assert {h["report_id"] for h in doc["hits"]} == {"new-entity", "new-alias", "unchanged"}
-    assert doc["cases_opened"] == 3
+    assert {h["report_id"] for h in doc["hits"]} == {"new-entity", "new-alias", "unchanged", "caught-live"}
+    assert doc["cases_opened"] == 4
     since = (NOW - timedelta(days=1000)).date().isoformat()
     again = CliRunner().invoke(app, ["sanctions", "lookback", "--all", "--since", since])
     assert again.exit_code == 0, again.stderr
     assert (
-        "cases opened: 1, findings added to cases: 0, recorded before: 3" in again.stdout
+        "cases opened: 1, findings added to cases: 0, recorded before: 4" in again.stdout
     )  # too-old, now in the window
     plain = CliRunner().invoke(app, ["sanctions", "lookback"])
     assert "unchanged since the last lookback" in plain.stdout
