@@ -121,7 +121,7 @@ async def query(
 
 
 async def count(session: AsyncSession, where: Filter | None = None) -> int:
-    q = (where or Filter()).apply(select(ArchivedReport)).with_only_columns(func.count())
+    q = (where or Filter()).apply(select(func.count()).select_from(ArchivedReport))
     return int(await session.scalar(q) or 0)
 
 

@@ -95,6 +95,7 @@ async def test_reports_are_archived_once_with_their_times_and_queried_in_sql(
     ) == ["jan-lathe"]
     async with store.reading() as session:
         assert await reports.count(session, reports.Filter(source="news")) == 2
+        assert await reports.count(session) == 3
         assert [r.report_id async for r in reports.stream(session, page=1)] == [
             "jan-lathe",
             "feb-xray",
