@@ -103,6 +103,11 @@ class Alert(StrictModel):
         ge=0,
         description="seconds: another alert with the same dedup_key within it is not sent (0: no window)",
     )
+    backfill: bool = Field(
+        default=False,
+        description="a rule over time fired by a report whose event time was older than the backfill "
+        "horizon when it arrived: recorded as a case, not notified",
+    )
     # Goods the catalog does not recognise.
     unrecognised: list[str] = Field(
         default_factory=list,

@@ -133,3 +133,4 @@ class StreamNames:
 RULES_GROUP = "rules"
 NOTIFY_GROUP = "notify"
 RECORDS_GROUP = "records"
+ARCHIVE_GROUP = "archive"

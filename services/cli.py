@@ -17,6 +17,7 @@ import typer
 from services.casework import commands as casework_commands
 from services.clitools import fail, load_settings
 from services.console import commands as console_commands
+from services.history import commands as history_commands
 from services.ingest import commands as ingest_commands
 from services.notify import commands as notify_commands
 from services.ops import commands as ops_commands
@@ -38,6 +39,10 @@ app.command("status")(ops_commands.status)
 app.add_typer(ops_commands.dlq_app, name="dlq")
 casework_commands.register(app)
 app.command("console")(console_commands.console)
+rules_commands.app.command("backtest")(history_commands.backtest)
+sanctions_commands.app.command("lookback")(history_commands.sanctions_lookback)
+app.command("flows")(history_commands.flows)
+app.add_typer(history_commands.archive_app, name="archive")
 
 
 class StageName(StrEnum):
@@ -45,9 +50,11 @@ class StageName(StrEnum):
     rules = "rules"
     notify = "notify"
     records = "records"
+    archive = "archive"
 
 
 def _stages(names: Sequence[StageName], ctx: Any, feed: Sequence[Path]) -> list[Any]:
+    from services.archive.stage import ArchiveStage
     from services.ingest.stage import IngestStage
     from services.notify.stage import NotifyStage
     from services.records.stage import RecordsStage
@@ -61,6 +68,8 @@ def _stages(names: Sequence[StageName], ctx: Any, feed: Sequence[Path]) -> list[
             made.append(RulesStage(ctx))
         elif name is StageName.records:
             made.append(RecordsStage(ctx))
+        elif name is StageName.archive:
+            made.append(ArchiveStage(ctx))
         else:
             made.append(NotifyStage(ctx))
     return made
@@ -71,7 +80,7 @@ def _run(names: Sequence[StageName], burst: bool, feed: Sequence[Path] = (), con
     from services.server import ServerUnavailable
 
     settings = load_settings()
-    if StageName.records in names:
+    if StageName.records in names or StageName.archive in names:
         casework_commands.prepare_store(settings)
     try:
         ctx = runtime.context(settings)
@@ -107,7 +116,8 @@ def up(
     burst: Annotated[bool, typer.Option(help="drain what is waiting, then exit")] = False,
     console: Annotated[bool, typer.Option(help="also serve the console (never with --burst)")] = True,
 ) -> None:
-    """Run all four stages and the console in one process (and the embedded server, when no URL is set)."""
+    """Run every stage (ingest, rules, notify, records, archive) and the console in one process (and the
+    embedded server, when no URL is set)."""
     _run(list(StageName), burst, feed, console=console and not burst)
 
 

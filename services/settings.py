@@ -256,6 +256,28 @@ class Settings(BaseSettings):
         default_factory=list, description="addresses or networks (CIDR) of the single sign-on proxies"
     )
 
+    # --- history: the report archive, event time, lookbacks
+    archive_retention: Duration = Field(
+        default=3 * 365 * 86_400,
+        ge=0,
+        description="archived reports received longer ago than this are purged (the archive stage, "
+        "`tradewatch archive purge`); 0: kept for ever",
+    )
+    archive_purge_interval: Duration = Field(
+        default=3_600.0, gt=0, description="how often the archive stage purges past retention"
+    )
+    backfill_horizon: Duration = Field(
+        default=30 * 86_400,
+        gt=0,
+        description="a report whose event time is older than this when it arrives counts in rules over "
+        "time but its own alerts are marked backfill (recorded, not notified)",
+    )
+    lookback_window: Duration = Field(
+        default=365 * 86_400,
+        gt=0,
+        description="when a sanctions list changes, archived reports this far back are screened again",
+    )
+
     # --- operations
     startup_wait: Duration = Field(
         default=60.0,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -89,3 +90,21 @@ def report_fields(report: ImportReport) -> dict[str, str]:
 
 def alert_fields(alert: Alert) -> dict[str, str]:
     return {ALERT_FIELD: alert.model_dump_json(exclude_none=True)}
+
+
+def received_at(entry_id: str) -> datetime:
+    """When an entry reached its stream: the milliseconds part of its id (set by the server)."""
+    return datetime.fromtimestamp(int(entry_id.split("-", 1)[0]) / 1000, UTC)
+
+
+def aware(when: datetime) -> datetime:
+    """A time without a zone is taken as UTC."""
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def event_time(report: ImportReport, received: datetime) -> datetime:
+    """The time a report counts at for rules over time, the archive and flows: its report date,
+    else when it was received. (The report schema v1 has no shipment period; the Comtrade and
+    China Customs sources put the trade period in the report date. A shipment period added to the
+    schema would come first here.)"""
+    return aware(report.reported_at) if report.reported_at is not None else aware(received)

@@ -174,7 +174,9 @@ class NotifyStage:
         tags = [(ch.id, ch.tags) for ch in self.channels if ch.id in self._wake]
         items: list[tuple[Alert, bytes, list[Queued]]] = []
         for entry, alert in decoded:
-            routes = plan.route(alert, self.subscriptions, tags, silences, now)
+            # A backfill alert (a rule over time fired by a report older than the horizon) is
+            # recorded by the records stage and shown in backtests, never notified.
+            routes = [] if alert.backfill else plan.route(alert, self.subscriptions, tags, silences, now)
             queued = [
                 Queued(
                     subscription=r.subscription.name,

@@ -96,7 +96,9 @@ def try_reports(
         _problems(error)
         raise typer.Exit(2) from None
     at = now or datetime.now(UTC)
-    outcomes = trial.run(parsed, ruleset, at if at.tzinfo else at.replace(tzinfo=UTC))
+    outcomes = trial.run(
+        parsed, ruleset, at if at.tzinfo else at.replace(tzinfo=UTC), horizon=settings.backfill_horizon
+    )
     lines = [o.line() for o in outcomes]
     if as_json:
         typer.echo(trial.dump(lines), nl=False)

@@ -31,11 +31,11 @@ from services.rules import live, state
 from services.rules.engine import RuleSet, Verdict, examine
 from services.rules.loader import load_from_settings
 from services.rules.reload import Reloader
-from services.rules.temporal import Pending, settle
+from services.rules.temporal import Pending, is_backfill, settle
 from services.runtime import Consumes, Context, deadletter
 from services.runtime.deadletter import DeadLetter
 from services.sanctions.store import ScreeningCache
-from services.wire import BadMessage, Entry, alert_fields, decode_report
+from services.wire import BadMessage, Entry, alert_fields, decode_report, event_time, received_at
 
 GC_THRESHOLDS = (50_000, 20, 20)
 """The cyclic collector's thresholds in a rules worker (CPython's default: 700, 10, 10)."""
@@ -129,17 +129,37 @@ class RulesStage:
                 buried.append(DeadLetter(entry, f"rule evaluation failed: {type(error).__name__}: {error}"))
                 continue
             done.append((entry, report, verdicts, time.perf_counter() - started))
-        pending: list[Pending] = [v.pending for _, _, vs, _ in done for v in vs if v.pending is not None]
+        # Rules over time count each report at its own event time (see services/rules/temporal.py).
+        times = {
+            entry.id: (event_time(report, received_at(entry.id)), received_at(entry.id))
+            for entry, report, _, _ in done
+        }
+        pending: list[Pending] = []
+        at: list[datetime] = []
+        arrived: list[datetime] = []
+        for entry, _, vs, _ in done:
+            for v in vs:
+                if v.pending is not None:
+                    pending.append(v.pending)
+                    at.append(times[entry.id][0])
+                    arrived.append(times[entry.id][1])
         # Stored before the alerts are published; a redelivery replays the stored decisions.
-        decided = iter(await state.decide(self.ctx.redis, settings.streams, pending, now))
+        decided = iter(
+            await state.decide(
+                self.ctx.redis, settings.streams, pending, at, settings.backfill_horizon, arrived
+            )
+        )
         published: list[tuple[Entry, str, list[Alert], float, list[dict[str, str]]]] = []
         for entry, report, verdicts, seconds in done:
             decisions = [next(decided) if v.pending is not None else None for v in verdicts]
+            backfill = is_backfill(*times[entry.id], settings.backfill_horizon)
             alerts: list[Alert] = []
             try:
                 for v, d in zip(verdicts, decisions, strict=True):
                     # The alert of a rule over time is built here, and only when its state fires it.
-                    alert = settle(v.pending, d) if v.pending is not None and d is not None else v.alert
+                    alert = (
+                        settle(v.pending, d, backfill) if v.pending is not None and d is not None else v.alert
+                    )
                     if alert is not None:
                         alerts.append(alert)
             except Exception as error:  # a defect must not block the rest of the batch

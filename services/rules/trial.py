@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -21,8 +21,8 @@ from schemas.alert import Alert, Severity
 from schemas.base import StrictModel
 from schemas.report import ImportReport
 from services.rules.engine import RuleSet, Verdict, explain
-from services.rules.temporal import Decision, MemoryState, Pending, settle
-from services.wire import describe_validation
+from services.rules.temporal import DEFAULT_HORIZON, Decision, MemoryState, Pending, is_backfill, settle
+from services.wire import aware, describe_validation, event_time
 from services.yamlfile import ConfigError, Problem
 
 
@@ -72,20 +72,31 @@ class ReportTrial:
         )
 
 
-def run(reports: Sequence[ImportReport], ruleset: RuleSet, now: datetime) -> list[ReportTrial]:
-    state = MemoryState()
+def run(
+    reports: Sequence[ImportReport],
+    ruleset: RuleSet,
+    now: datetime,
+    *,
+    horizon: float = DEFAULT_HORIZON,
+    received: Sequence[datetime] | None = None,
+    state: MemoryState | None = None,
+) -> list[ReportTrial]:
+    """Each report in the order given, as the rules stage would take it: rules over time count it
+    at its event time (``wire.event_time``), ``received`` (default: ``now`` for each) tells a
+    backfill, as the stage tells it from the stream entry's time."""
+    state = state if state is not None else MemoryState(horizon)
     trials = []
-    for report in reports:
-        at = report.reported_at or now
-        if at.tzinfo is None:
-            at = at.replace(tzinfo=UTC)
+    for n, report in enumerate(reports):
+        got = aware(received[n]) if received is not None else now
+        at = event_time(report, got)
+        backfill = is_backfill(at, got, horizon)
         verdicts = explain(report, ruleset, at)
         fired: list[Alert] = []
         waiting: list[tuple[Pending, Decision]] = []
         for verdict in verdicts:
             if verdict.pending is not None:
-                decision = state.decide(verdict.pending, at)
-                alert = settle(verdict.pending, decision)
+                decision = state.decide(verdict.pending, at, got)
+                alert = settle(verdict.pending, decision, backfill)
                 if alert is None:
                     waiting.append((verdict.pending, decision))
                 else:
@@ -182,6 +193,8 @@ def render(trial: ReportTrial) -> str:
         lines.append(f"    legal basis: {alert.legal_basis}")
         if alert.tags:
             lines.append(f"    tags: {', '.join(alert.tags)}")
+        if alert.backfill:
+            lines.append("    backfill: recorded as a case, not notified")
         for reason in alert.evidence:
             lines.append(f"    because {reason}")
         for m in alert.matched_items:

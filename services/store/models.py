@@ -254,3 +254,41 @@ class AuditHead(Base):
     anchor_seq: Mapped[int] = mapped_column(Integer, default=0)
     """Entries up to this one were purged past retention; the chain starts after it."""
     anchor_hash: Mapped[str] = mapped_column(String(64), default=GENESIS)
+
+
+class ArchivedReport(Base):
+    """A report as it was published on the report stream, kept for backtests, lookbacks and flows.
+
+    ``event_at`` is the time the report counts at (``services.wire.event_time``: its report date,
+    else when it was received; the report schema v1 has no shipment period, and the customs tables'
+    sources put the trade period in the report date); ``chapters`` its items' HS chapters
+    as ``|84|85|`` (one is matched with ``LIKE '%|84|%'``), like a finding's categories.
+    """
+
+    __tablename__ = "archived_reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    report_id: Mapped[str] = mapped_column(Text, unique=True)
+    source: Mapped[str] = mapped_column(Text, index=True)
+    report: Mapped[str] = mapped_column(Text)
+    """The report's JSON, as published (the stream entry's ``report`` field)."""
+    reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    """When it reached the report stream (its entry id's time)."""
+    event_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    crossing: Mapped[str | None] = mapped_column(Text, index=True)
+    chapters: Mapped[str] = mapped_column(Text, default="", server_default="")
+    archived_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class LookbackBaseline(Base):
+    """A sanctions list as the last lookback saw it: its version and a fingerprint of each entry,
+    so the next version's new and changed entries are known without the old version at hand."""
+
+    __tablename__ = "lookback_baselines"
+
+    list_name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    version: Mapped[str] = mapped_column(Text)
+    fingerprints: Mapped[str] = mapped_column(Text)
+    """JSON: entry id -> fingerprint of the entry as listed."""
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

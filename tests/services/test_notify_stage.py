@@ -36,7 +36,10 @@ async def test_one_report_is_one_message_listing_every_reason(
     assert len(receiver.messages) == 1
     message = receiver.messages[0]
     assert message["title"].startswith("[CRITICAL]")
-    assert sorted(receiver.alert_ids()) == sorted(a.alert_id for a in alerts)
+    # The news report is dated March 2026, past the backfill horizon when it arrives: its rule
+    # over time (the first machinery heading) fires a backfill alert, recorded and never sent.
+    assert [a.rule_id for a in alerts if a.backfill] == ["new-machinery-heading"]
+    assert sorted(receiver.alert_ids()) == sorted(a.alert_id for a in alerts if not a.backfill)
     assert {a["rule_id"] for a in message["alerts"]} >= EXPECTED_RULES
     history = raw_redis.xrange(s.streams.key("deliveries"))
     assert {f[b"outcome"] for _, f in history} == {b"sent"}
@@ -70,7 +73,7 @@ async def test_failing_receiver_is_retried_until_it_recovers_without_duplicates(
 
     await run_burst(s, lambda ctx: [NotifyStage(ctx)])
 
-    assert sorted(receiver.alert_ids()) == sorted(a.alert_id for a in alerts)
+    assert sorted(receiver.alert_ids()) == sorted(a.alert_id for a in alerts if not a.backfill)
     outcomes = [f[b"outcome"] for _, f in raw_redis.xrange(s.streams.key("deliveries"))]
     assert outcomes.count(b"failed") >= 2 * len(alerts) // len(alerts)
     groups = {g["name"].decode(): g for g in raw_redis.xinfo_groups(s.streams.alerts)}

@@ -166,7 +166,8 @@ def test_frequency_alert_says_how_many_and_which(surge_rules: RuleSet) -> None:
         alert = settle(p, state.decide(p, NOW))
     assert alert is not None
     assert (
-        "3 matching reports with crossing=dandong sinuiju within 1d (threshold 3): a, b, c" in alert.evidence
+        "3 matching reports with crossing=dandong sinuiju within 1d (threshold 3): "
+        "a (2026-03-10), b (2026-03-10), c (2026-03-10)" in alert.evidence
     )
 
 

@@ -1,0 +1,203 @@
+"""The archive stage: reports in, the report archive in the store of record out, acked once committed.
+
+It reads every partition of the report stream through its own consumer group (``archive``), as
+the rules stage does through ``rules``: each group sees every report. For a batch it decodes the
+reports (a malformed one is dead-lettered to the report partition's dead stream, with
+``dead.stage archive``), writes them in one transaction (:func:`services.store.archive.archive`,
+idempotent by report id), commits, and only then acks the entries: killed at any point, nothing
+is lost or doubled.
+
+A database that does not answer stops this stage's acks and nothing else, as for the records
+stage (``GatedStage``: the reclaimer claims nothing meanwhile). In the embedded default the
+SQLite file's schema is brought up to date here; with a configured database it waits for
+``tradewatch db upgrade``. Every ``archive_purge_interval`` it removes reports received more than
+``archive_retention`` ago (0: kept for ever). Every ``LOOKBACK_CHECK`` seconds it compares the
+sanctions lists in force with the versions the last lookback saw, and when one changed runs a
+lookback (:mod:`services.casework.lookback`): the archive's parties screened against the new and
+changed entries, the hits recorded as cases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from schemas.streams import ARCHIVE_GROUP
+from services.casework import lookback
+from services.logging import get_logger
+from services.runtime import Consumes, Context, deadletter
+from services.runtime.deadletter import DeadLetter
+from services.sanctions.matcher import exceptions_from
+from services.sanctions.store import SanctionsStore
+from services.store import Store, StoreUnavailable, migrate, unavailable
+from services.store import archive as reports
+from services.store.engine import describe
+from services.wire import BadMessage, Entry, as_text, decode_report, event_time, received_at
+
+RETRY_FIRST = 0.5
+RETRY_MAX = 10.0
+
+
+class ArchiveStage:
+    name = "archive"
+
+    def __init__(self, ctx: Context, store: Store | None = None) -> None:
+        self.ctx = ctx
+        names = ctx.settings.streams
+        self.partitions = [
+            Consumes(names.report_stream(p), ARCHIVE_GROUP, names.reports_dead_stream(p))
+            for p in range(names.partitions)
+        ]
+        self.store = store or Store.from_settings(ctx.settings)
+        self.log = get_logger(stage=self.name)
+        self._schema_ready = False
+        self._available = True
+        self._stop = asyncio.Event()
+        self._purger: asyncio.Task[None] | None = None
+        self._looker: asyncio.Task[None] | None = None
+        self.lookback_check = lookback.LOOKBACK_CHECK
+
+    async def start(self) -> None:
+        self.log.info("report archive", database=self.store.shown)
+        if self.ctx.settings.archive_retention > 0:
+            self._purger = asyncio.create_task(self._purge_periodically(), name="archive-purge")
+        self._looker = asyncio.create_task(self._look_back_on_changes(), name="archive-lookback")
+
+    async def stop(self) -> None:
+        self._stop.set()
+        for task in (self._purger, self._looker):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self.store.dispose()
+
+    async def busy(self) -> bool:
+        return False
+
+    async def can_handle(self) -> bool:
+        return self._available
+
+    async def handle(self, batch: Sequence[Entry], consumes: Consumes) -> None:
+        started = time.perf_counter()
+        settings = self.ctx.settings
+        incoming: list[tuple[Entry, reports.Incoming]] = []
+        dead: list[DeadLetter] = []
+        for entry in batch:
+            try:
+                report = decode_report(entry, settings.max_report_bytes)
+            except BadMessage as error:
+                dead.append(DeadLetter(entry, str(error)))
+                continue
+            received = received_at(entry.id)
+            raw = as_text(entry.fields[b"report"])
+            incoming.append((entry, reports.Incoming(report, raw, received, event_time(report, received))))
+        await deadletter.bury(self.ctx.redis, self.name, consumes, dead)
+        if not incoming:
+            return
+        written, repeated = await self._store([r for _, r in incoming])
+        # Acked only now that the transaction is committed.
+        await self.ctx.redis.xack(consumes.stream, consumes.group, *[e.id for e, _ in incoming])
+        self.log.info(
+            "batch archived",
+            entries=len(batch),
+            archived=written,
+            repeated=repeated,
+            report_ids=[r.report.report_id for _, r in incoming][:50],
+            ms=round((time.perf_counter() - started) * 1000, 3),
+        )
+
+    async def _store(self, incoming: list[reports.Incoming]) -> tuple[int, int]:
+        delay = RETRY_FIRST
+        while True:
+            try:
+                await self._prepare()
+                async with self.store.writing() as session:
+                    done = await reports.archive(session, incoming, datetime.now(UTC))
+            except Exception as error:
+                if not unavailable(error):
+                    raise  # a defect, not an outage: redelivered, dead-lettered past the limit
+                if self._available:
+                    self.log.error(
+                        "store of record unreachable: reports stay pending until it answers",
+                        database=self.store.shown,
+                        error=describe(error),
+                    )
+                self._available = False
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+                continue
+            if not self._available:
+                self.log.warning("store of record answers again", database=self.store.shown)
+                self._available = True
+            return done
+
+    async def _prepare(self) -> None:
+        if self._schema_ready:
+            return
+        if self.ctx.settings.embedded_store:
+            await migrate.upgrade(self.store)
+        elif missing := await migrate.pending(self.store):
+            raise StoreUnavailable(
+                f"the database lacks migrations {', '.join(missing)}: run `tradewatch db upgrade`"
+            )
+        self._schema_ready = True
+
+    async def purge_once(self) -> int:
+        """Remove reports received before the retention; how many."""
+        await self._prepare()
+        before = datetime.now(UTC) - timedelta(seconds=self.ctx.settings.archive_retention)
+        async with self.store.writing() as session:
+            return await reports.purge(session, before)
+
+    async def _purge_periodically(self) -> None:
+        while not self._stop.is_set():
+            try:
+                removed = await self.purge_once()
+                if removed:
+                    self.log.info("archived reports past retention removed", removed=removed)
+            except Exception as error:
+                self.log.warning("archive purge failed", error=describe(error))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.ctx.settings.archive_purge_interval)
+
+    async def look_back_if_changed(self) -> lookback.Lookback | None:
+        """A lookback when a list in force is not the version the last lookback saw; else None."""
+        await self._prepare()
+        sanctions = SanctionsStore(self.ctx.redis, self.ctx.settings)
+        pointers = await sanctions.pointers()
+        seen = await lookback.baselines(self.store)
+        if all(seen.get(name) == version for name, version in pointers.items()):
+            return None
+        settings = self.ctx.settings
+        _, found, _ = await sanctions.exceptions()
+        result = await lookback.lookback(
+            self.store,
+            await lookback.read_lists(sanctions),
+            lookback.window_start(settings.lookback_window),
+            settings.case_due,
+            exceptions=exceptions_from(found),
+            candidates=settings.sanctions_candidates,
+        )
+        self.log.info(
+            "lookback after a sanctions list change",
+            lists=[f"{c.list_name} {c.previous} -> {c.current}" for c in result.lists],
+            entries=result.entries,
+            reports=result.reports,
+            hits=len(result.hits),
+            cases_opened=result.cases_opened,
+            findings_added=result.findings_added,
+        )
+        return result
+
+    async def _look_back_on_changes(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await self.look_back_if_changed()
+            except Exception as error:
+                self.log.warning("lookback failed: tried again later", error=describe(error))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.lookback_check)
