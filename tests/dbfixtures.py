@@ -12,7 +12,9 @@ Registered for every test by ``pytest_plugins`` in tests/conftest.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +27,7 @@ from sqlalchemy.engine import make_url
 
 from schemas.alert import Alert
 from schemas.report import ImportReport
-from services.store import Store
+from services.store import Store, engine
 from services.store.migrate import upgrade
 from tests.helpers import ROOT
 
@@ -117,3 +119,73 @@ def sample_alerts() -> dict[str, list[Alert]]:
             if alerts := evaluate(report, ruleset, now):
                 found[report.report_id] = alerts
     return found
+
+
+# --- a store that does not answer
+
+
+class _Proxy:
+    """A TCP proxy in front of PostgreSQL: stopped, the database is down for whoever goes through it."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = 0
+        self.server: asyncio.Server | None = None
+        self.pipes: set[asyncio.StreamWriter] = set()
+
+    async def start(self, port: int = 0) -> None:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", port)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            for writer in list(self.pipes):
+                writer.close()
+            await self.server.wait_closed()
+            self.server = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self.pipes |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(Exception):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+@contextlib.asynccontextmanager
+async def database_down(database_url: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Yields ``(url the stage uses, bring_back)``: PostgreSQL behind a stopped proxy; SQLite with
+    its write lock held by another connection (and a short busy timeout)."""
+    if database_url.startswith("sqlite"):
+        monkeypatch.setattr(engine, "SQLITE_BUSY_TIMEOUT_S", 0.3)
+        holder = sqlite3.connect(make_url(database_url).database or "", isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+
+        async def release() -> None:
+            holder.execute("COMMIT")
+
+        try:
+            yield database_url, release
+        finally:
+            holder.close()
+        return
+    url = make_url(database_url)
+    proxy = _Proxy((url.host or "127.0.0.1", url.port or 5432))
+    await proxy.start()
+    port = proxy.port
+    await proxy.stop()  # down: nothing listens on the port the stage was given
+
+    async def back() -> None:
+        await proxy.start(port)
+
+    try:
+        yield url.set(port=port).render_as_string(hide_password=False), back
+    finally:
+        await proxy.stop()

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import shutil
+import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from schemas.alert import Alert, MatchedItem, Severity
 from schemas.streams import StreamNames
 from services import runtime, server
 from services.settings import Settings
+from tests.helpers import ROOT
 
 # Retries and group waits of a fraction of a second, for tests of delivery.
 QUICK_NOTIFY = {"notify_retry_base": 0.05, "notify_retry_max": 0.2, "notify_group_wait": 0.0}
@@ -175,3 +177,14 @@ def publish_alerts(raw: redis.Redis, s: Settings, alerts: list[Alert]) -> None:
 def delivery_history(raw: redis.Redis, s: Settings, alert_id: str) -> list[dict[str, Any]]:
     """The notifier's record of one alert: queued, failed, sent, silenced, dead ..."""
     return [json.loads(e) for e in raw.lrange(s.streams.key("notify", "history", alert_id), 0, -1)]
+
+
+async def run_cli(settings: Settings, *args: str, **extra_env: str) -> tuple[int, str, str]:
+    """The real ``tradewatch`` command, as an operator runs it (stdout not a terminal: JSON)."""
+    env = {**worker_env(settings), **extra_env}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.cli", *args, env=env, cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await proc.communicate()
+    return int(proc.returncode or 0), out.decode(), err.decode()

@@ -103,6 +103,7 @@ class Api:
                 "by_crossing": data["by_crossing"].as_dict(),
                 "by_category": data["by_category"].as_dict(),
                 "rules_last_90_days": [s.as_dict() for s in data["rules"]],
+                "flows_last_12_months": data["flows"].as_dict(),
             }
         )
 

@@ -38,6 +38,7 @@ from services.console.views import RuleFiles
 from services.goods.catalog import Catalog, load_catalog
 from services.goods.hscodes import Nomenclature, load_nomenclature
 from services.logging import get_logger
+from services.money import Rates, load_rates
 from services.settings import Settings
 from services.store import Store
 from services.yamlfile import ConfigError
@@ -65,8 +66,11 @@ class Console:
     rule_files: RuleFiles
     catalog: Catalog | None = None
     nomenclature: Nomenclature | None = None
+    rates: Rates | None = None
     problems: list[str] = field(default_factory=list)
     """Configuration the console could not load (shown to admins, logged)."""
+    cache: dict[str, tuple[float, Any]] = field(default_factory=dict)
+    """Figures kept for a while: key -> (until when, value)."""
 
 
 def _templates() -> Jinja2Templates:
@@ -83,11 +87,15 @@ def _templates() -> Jinja2Templates:
 
 def build_console(settings: Settings, store: Store, redis: aredis.Redis) -> Console:
     problems: list[str] = []
-    catalog = nomenclature = None
+    catalog = nomenclature = rates = None
     try:
         catalog = load_catalog(settings.catalog_file)
     except ConfigError as error:
         problems.append(f"the catalog has errors, so crossings and categories are not offered: {error}")
+    try:
+        rates = load_rates(settings.rates_file)
+    except ConfigError as error:
+        problems.append(f"the rates table has errors, so the dashboard shows no flows: {error}")
     if settings.nomenclature_file is not None:
         try:
             nomenclature = load_nomenclature(settings.nomenclature_file)
@@ -106,6 +114,7 @@ def build_console(settings: Settings, store: Store, redis: aredis.Redis) -> Cons
         rule_files=RuleFiles(settings.rules_files),
         catalog=catalog,
         nomenclature=nomenclature,
+        rates=rates,
         problems=problems,
     )
 

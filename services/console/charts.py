@@ -26,8 +26,11 @@ def _top(series: dict[str, list[int]], keep: int) -> dict[str, list[int]]:
     return kept
 
 
-def stacked_bars(labels: Sequence[str], series: dict[str, list[int]], title: str) -> Markup:
-    """Vertical bars, one per label (a week), each stacked by series."""
+def stacked_bars(
+    labels: Sequence[str], series: dict[str, list[int]], title: str, marked: Sequence[int] = ()
+) -> Markup:
+    """Vertical bars, one per label (a week, a month), each stacked by series; the bars at the
+    indexes ``marked`` carry a red triangle above them (a surge)."""
     series = _top(series, len(PALETTE))
     width, height, left, bottom, top = 720, 240, 36, 36, 10
     n = max(len(labels), 1)
@@ -35,6 +38,7 @@ def stacked_bars(labels: Sequence[str], series: dict[str, list[int]], title: str
     peak = max([*totals, 1])
     step = (width - left - 10) / n
     bar = step * 0.7
+    top = top + (14 if marked else 0)
     scale = (height - bottom - top) / peak
     parts = [
         f'<svg class="chart" viewBox="0 0 {width} {height + 24 * ((len(series) + 2) // 3)}" role="img" '
@@ -55,6 +59,12 @@ def stacked_bars(labels: Sequence[str], series: dict[str, list[int]], title: str
             parts.append(
                 f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="{colour}">'
                 f"<title>{escape(label)}: {escape(name)} {values[i]}</title></rect>"
+            )
+        if i in marked:
+            cx = x + bar / 2
+            parts.append(
+                f'<path d="M{cx - 5:.1f},{y - 12:.1f} L{cx + 5:.1f},{y - 12:.1f} L{cx:.1f},{y - 3:.1f} Z" '
+                f'fill="#b03a48"><title>{escape(label)}: far above the trailing months</title></path>'
             )
         if n <= 16 or i % 2 == 0:
             parts.append(

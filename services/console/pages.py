@@ -341,6 +341,12 @@ class Pages:
             category_chart=charts.stacked_bars(
                 weekly, data["by_category"].series, "Cases opened per week by category"
             ),
+            flows_chart=charts.stacked_bars(
+                [m[2:] for m in data["flows"].months],
+                data["flows"].series,
+                "Archived reports per month by HS chapter",
+                marked=data["flows"].marked,
+            ),
             fp_chart=charts.share_bars(fp_rows, "Share of closed cases that were false positives, per rule"),
         )
 

@@ -17,6 +17,7 @@ from services.casework.access import Refused
 from services.casework.workflow import SORTS, CaseDetail, CaseFilter, CasePage, parse_severity, parse_state
 from services.console.parties import PartyMatch, party_matches
 from services.goods.hscodes import hs_display
+from services.history.flows import FlowRow, flows
 from services.notify.render import amount, moment, quoted
 from services.notify.silences import MATCH_KEYS, SilenceStore, describe
 from services.store.models import CaseState, Outcome
@@ -193,13 +194,75 @@ async def rule_rows(console: Console, actor: str) -> tuple[list[RuleRow], str, l
     return [RuleRow(r, f, stats[r.id]) for r, f in rules], live_from, problems
 
 
+@dataclass
+class Flows:
+    """The archive's last months for the dashboard: reports per month and HS chapter (all
+    crossings), and the rows marked as surges (a month far above its trailing months)."""
+
+    months: list[str]
+    series: dict[str, list[int]]
+    surges: list[FlowRow]
+    currency: str
+
+    @property
+    def marked(self) -> list[int]:
+        return sorted({self.months.index(r.month) for r in self.surges if r.month in self.months})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "months": self.months,
+            "reports_by_chapter": self.series,
+            "surges": [r.as_dict() for r in self.surges],
+            "currency": self.currency,
+        }
+
+
+def _months_back(now: datetime, n: int) -> list[str]:
+    year, month = now.year, now.month
+    out = []
+    for _ in range(n):
+        out.append(f"{year:04d}-{month:02d}")
+        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+    return out[::-1]
+
+
+async def recent_flows(console: Console, months: int = 12) -> Flows:
+    """Flows of the last ``months`` months (by event time), kept for a minute: the archive is
+    read whole for them, and a dashboard is looked at more often than it changes."""
+    now = datetime.now(UTC)
+    cached = console.cache.get("flows")
+    if cached is not None and cached[0] > now.timestamp():
+        return cached[1]  # type: ignore[no-any-return]
+    labels = _months_back(now, months)
+    since = datetime.fromisoformat(labels[0] + "-01").replace(tzinfo=UTC)
+    rows = await flows(console.store, console.rates, since=since) if console.rates is not None else []
+    counts: dict[str, dict[str, int]] = {}
+    for r in rows:
+        counts.setdefault(f"HS {r.chapter}", {}).setdefault(r.month, 0)
+        counts[f"HS {r.chapter}"][r.month] += r.reports
+    series = {
+        chapter: [per_month.get(m, 0) for m in labels]
+        for chapter, per_month in sorted(counts.items(), key=lambda kv: -sum(kv[1].values()))
+    }
+    currency = console.rates.base if console.rates is not None else ""
+    found = Flows(labels, series, [r for r in rows if r.surge], currency)
+    console.cache["flows"] = (now.timestamp() + 60, found)
+    return found
+
+
 async def dashboard(console: Console, actor: str, weeks: int = 12) -> dict[str, Any]:
     now = datetime.now(UTC)
     by_crossing = await insights.cases_per_week(console.store, actor, "crossing", weeks, now)
     by_category = await insights.cases_per_week(console.store, actor, "category", weeks, now)
     stats = await insights.rule_stats(console.store, actor, now - timedelta(days=90))
     rules = sorted(stats.values(), key=lambda s: (-(s.false_positive_share or -1), -s.cases, s.rule_id))
-    return {"weeks": weeks, "by_crossing": by_crossing, "by_category": by_category, "rules": rules}
+    return {
+        "weeks": weeks,
+        "by_crossing": by_crossing,
+        "by_category": by_category,
+        "rules": rules,
+        "flows": await recent_flows(console),
+    }
 
 
 async def silences(console: Console, everything: bool) -> list[dict[str, str]]:

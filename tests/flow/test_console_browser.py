@@ -206,7 +206,7 @@ def test_an_analyst_closes_a_critical_case_and_a_reviewer_approves(
     assert "close is approved" in d.find_element(By.CSS_SELECTOR, ".flash.done").text
     assert "Approved by rita" in d.find_element(By.CSS_SELECTOR, "aside.actions").text
     d.get(base + "/dashboard")
-    assert len(d.find_elements(By.CSS_SELECTOR, "svg.chart")) == 3
+    assert len(d.find_elements(By.CSS_SELECTOR, "svg.chart")) == 4
     shoot(d, "dashboard")
     for name in ("inbox", "case", "dashboard"):
         assert (SHOTS / f"{name}.png").stat().st_size > 10_000

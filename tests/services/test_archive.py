@@ -21,9 +21,9 @@ from services.store import Store
 from services.store import archive as reports
 from services.store.models import ArchivedReport
 from services.wire import report_fields
+from tests.dbfixtures import database_down
 from tests.helpers import make_report
-from tests.pipeline import new_context, run_burst
-from tests.services.test_records import database_down
+from tests.pipeline import new_context, run_burst, run_cli
 
 
 def with_store(settings: Settings, url: str, **update: object) -> Settings:
@@ -160,13 +160,14 @@ async def test_a_database_down_holds_the_archive_acks_until_it_is_back(
 async def test_tradewatch_worker_archive_and_archive_list(
     settings: Settings, raw_redis: redis.Redis, store: Store, database_url: str
 ) -> None:
-    from tests.services.test_ops import _cli
 
     publish(raw_redis, settings, sample())
-    code, _, err = await _cli(settings, "worker", "archive", "--burst", TRADEWATCH_DATABASE_URL=database_url)
+    code, _, err = await run_cli(
+        settings, "worker", "archive", "--burst", TRADEWATCH_DATABASE_URL=database_url
+    )
     assert code == 0, err[-3000:]
     assert sorted(await archived(store)) == ["feb-xray", "jan-lathe", "no-date"]
-    code, out, err = await _cli(
+    code, out, err = await run_cli(
         settings, "archive", "list", "--chapter", "84", "--json", TRADEWATCH_DATABASE_URL=database_url
     )
     assert code == 0, err[-3000:]

@@ -4,9 +4,7 @@ command line prints the difference and its throughput."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,12 +17,10 @@ from services.history.backtest import Backtest, RuleFiles, backtest, render
 from services.sanctions.index import ScreeningIndex
 from services.sanctions.lists import read_list
 from services.store import Store
-from services.store import archive as reports
-from services.store.migrate import upgrade
 from services.yamlfile import ConfigError
 from tests.helpers import CATALOG_FILE, RATES_FILE, RULES_FILE, SAMPLE_XML, make_report
+from tests.history import command_env, fill, seed
 
-RECEIVED = datetime(2026, 3, 25, tzinfo=UTC)
 LIVE = RuleFiles((RULES_FILE,), CATALOG_FILE, RATES_FILE)
 
 
@@ -73,18 +69,6 @@ def filler(n: int) -> list[ImportReport]:
                     items=[{"description": "tractor", "hs_code": "8701"}, {"description": "rice", "hs_code": "1006"}])
         for i in range(n)
     ]  # fmt: skip
-
-
-async def fill(store: Store, items: list[ImportReport]) -> None:
-    async with store.writing() as session:
-        await reports.archive(
-            session,
-            [
-                reports.Incoming(r, r.model_dump_json(exclude_none=True), RECEIVED, r.reported_at or RECEIVED)
-                for r in items
-            ],
-            RECEIVED,
-        )
 
 
 def comparable(result: Backtest) -> dict[str, object]:
@@ -142,37 +126,6 @@ async def test_a_backtest_shows_what_a_rule_change_would_have_changed(store: Sto
     assert march.reports == 3
     assert not march.changed
     assert "no difference" in render(march)
-
-
-def command_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) -> None:
-    """The command line's environment: this database, the shipped configuration, nothing of the
-    caller's own TRADEWATCH_* settings, a working directory of its own."""
-    for key in list(os.environ):
-        if key.startswith("TRADEWATCH_"):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
-    for name, value in {
-        "TRADEWATCH_DATABASE_URL": database_url,
-        "TRADEWATCH_CATALOG_FILE": str(CATALOG_FILE),
-        "TRADEWATCH_RULES_FILES": str(RULES_FILE),
-        "TRADEWATCH_RATES_FILE": str(RATES_FILE),
-        "TRADEWATCH_LOG_LEVEL": "warning",
-    }.items():
-        monkeypatch.setenv(name, value)
-
-
-def seed(database_url: str, items: list[ImportReport]) -> None:
-    """A migrated store at ``database_url`` holding these reports (for a test without a loop)."""
-
-    async def go() -> None:
-        store = Store(database_url)
-        try:
-            await upgrade(store)
-            await fill(store, items)
-        finally:
-            await store.dispose()
-
-    asyncio.run(go())
 
 
 def test_rules_backtest_prints_json_for_a_program(

@@ -8,12 +8,14 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select
 
+from schemas.report import ImportReport
 from services.casework import users
 from services.casework.records import record_alerts
 from services.console.app import Console, build_console, create_app
@@ -23,6 +25,8 @@ from services.settings import DEFAULT_CASE_DUE, Settings
 from services.store import Store
 from services.store.models import AuditEntry
 from tests.dbfixtures import sample_alerts
+from tests.helpers import make_report
+from tests.history import fill
 
 PASSWORD = "a long enough password"
 PEOPLE = [
@@ -358,10 +362,38 @@ async def test_pages_read_well(console: Console, visit: Any) -> None:
     assert "shipyard-equipment" in rules.text
     assert "Legal basis" in rules.text
     dash = await v.get("/dashboard")
-    assert dash.text.count("<svg") == 3
+    assert dash.text.count("<svg") == 4
     filtered = await v.get("/?severity=critical&sort=opened&size=2")
     assert "page 1 of" in filtered.text
     assert 'rel="next"' in filtered.text
     partial = await v.get("/?severity=critical", headers={"HX-Request": "true"})
     assert "<html" not in partial.text
     assert "<table" in partial.text
+
+
+async def test_the_dashboard_charts_the_archives_flows_and_marks_the_surge(
+    console: Console, visit: Any
+) -> None:
+    now = datetime.now(UTC).replace(day=15, hour=0, minute=0, second=0, microsecond=0)
+
+    def lathes(report_id: str, at: datetime) -> ImportReport:
+        return make_report(report_id, crossing="Dandong-Sinuiju", reported_at=at.isoformat(),
+                           items=[{"description": "lathe", "hs_code": "8458", "quantity": 2, "unit_price": 9_000,
+                                   "currency": "USD"}])  # fmt: skip
+
+    quiet = [lathes(f"q{n}", now - timedelta(days=31 * n)) for n in (1, 2, 3, 4)]
+    surge = [lathes(f"s{n}", now - timedelta(hours=n)) for n in range(6)]
+    await fill(console.store, [*quiet, *surge])
+    v = visit()
+    await v.login("vera")
+    page = await v.get("/dashboard")
+    assert page.text.count("<svg") == 4
+    assert "far above the trailing months" in page.text  # the surge month's marker
+    surges = re.findall(
+        r"<tr><td>(\d{4}-\d{2})</td><td>84</td><td>Dandong-Sinuiju</td><td class=\"num\">(\d+)</td>",
+        page.text,
+    )
+    assert surges == [(now.strftime("%Y-%m"), "6")]
+    flows = (await v.http.get("/api/dashboard", auth=("vera", PASSWORD))).json()["flows_last_12_months"]
+    assert flows["reports_by_chapter"]["HS 84"][-1] == 6
+    assert [r["month"] for r in flows["surges"]] == [now.strftime("%Y-%m")]

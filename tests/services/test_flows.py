@@ -16,7 +16,7 @@ from services.history.flows import flows, monthly, render
 from services.money import load_rates
 from services.store import Store
 from tests.helpers import RATES_FILE, make_report
-from tests.services.test_backtest import command_env, fill, seed
+from tests.history import command_env, fill, seed
 
 
 def lathes(report_id: str, day: str, quantity: int = 1, crossing: str = "Dandong-Sinuiju") -> ImportReport:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -24,7 +23,7 @@ from services.settings import Settings
 from services.wire import Entry
 from tests.fixtures.news_facts import NEWS_REPORT
 from tests.helpers import ROOT, until
-from tests.pipeline import Receiver, new_context, run_burst, worker_env, write_channels, write_subscriptions
+from tests.pipeline import Receiver, new_context, run_burst, run_cli, write_channels, write_subscriptions
 
 
 def _read_as(raw_redis: redis.Redis, stream: str, consumer: str) -> list[Entry]:
@@ -65,17 +64,6 @@ async def test_a_stalled_worker_does_not_publish_a_batch_another_consumer_reclai
     assert raw_redis.xlen(names.alerts) == published
 
 
-async def _cli(settings: Settings, *args: str, **extra_env: str) -> tuple[int, str, str]:
-    """The real ``tradewatch`` command, as an operator runs it (stdout not a terminal: JSON)."""
-    env = {**worker_env(settings), **extra_env}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.cli", *args, env=env, cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await proc.communicate()
-    return int(proc.returncode or 0), out.decode(), err.decode()
-
-
 async def test_every_log_line_is_json_and_redacted_the_libraries_lines_too(
     settings: Settings, raw_redis: redis.Redis, httpserver: HTTPServer, tmp_path: Path
 ) -> None:
@@ -89,7 +77,7 @@ async def test_every_log_line_is_json_and_redacted_the_libraries_lines_too(
     url = f"json://127.0.0.1:{httpserver.port}/hook?token=${{TW_TEST_HOOK_TOKEN}}"
     raw_redis.xadd(settings.streams.reports, {"report": json.dumps(NEWS_REPORT)})
 
-    code, out, err = await _cli(
+    code, out, err = await run_cli(
         settings, "up", "--burst",
         TW_TEST_HOOK_TOKEN=token,
         TRADEWATCH_LOG_LEVEL="debug",
@@ -139,7 +127,7 @@ async def test_make_run_reads_the_samples_says_what_it_found_and_again_that_noth
     }
 
     async def make_run() -> tuple[str, list[dict[str, Any]]]:
-        code, out, err = await _cli(settings, "up", "--feed", "config/samples", "--burst", **env)
+        code, out, err = await run_cli(settings, "up", "--feed", "config/samples", "--burst", **env)
         assert code == 0, err[-3000:]
         return out, [json.loads(line) for line in err.splitlines() if line.strip()]
 
@@ -178,22 +166,22 @@ async def test_dlq_list_show_replay_purge(settings: Settings, raw_redis: redis.R
     await run_burst(settings, lambda c: [RulesStage(c)])  # reclaims the poison, dead-letters it
     await ctx.redis.aclose()
 
-    code, out, _ = await _cli(settings, "dlq", "list", "rules", "--json")
+    code, out, _ = await run_cli(settings, "dlq", "list", "rules", "--json")
     assert code == 0
     rows = [json.loads(line) for line in out.splitlines()]
     assert rows[0]["reason"] == "outage"
     assert rows[0]["deliveries"] == "6"
     assert "report_id" in rows[1]["reason"]  # the reason says what is wrong with it
-    code, out, _ = await _cli(settings, "dlq", "show", "rules", rows[0]["id"])
+    code, out, _ = await run_cli(settings, "dlq", "show", "rules", rows[0]["id"])
     assert code == 0
     assert json.loads(json.loads(out)["fields"]["report"])["report_id"] == NEWS_REPORT["report_id"]
 
-    code, _, err = await _cli(settings, "dlq", "purge", "rules")
+    code, _, err = await run_cli(settings, "dlq", "purge", "rules")
     assert code == 1
     assert "--yes" in err
     assert raw_redis.xlen(names.reports_dead) == 2  # nothing deleted without --yes
 
-    code, out, _ = await _cli(settings, "dlq", "replay", "rules", rows[0]["id"])
+    code, out, _ = await run_cli(settings, "dlq", "replay", "rules", rows[0]["id"])
     assert code == 0
     assert raw_redis.xlen(names.reports_dead) == 1
     replayed = raw_redis.xrevrange(names.reports, count=1)[0][1]
@@ -201,10 +189,10 @@ async def test_dlq_list_show_replay_purge(settings: Settings, raw_redis: redis.R
     await run_burst(settings, lambda c: [RulesStage(c)])
     assert raw_redis.xlen(names.alerts) > 0
 
-    code, _, err = await _cli(settings, "dlq", "replay", "ingest", "--all")
+    code, _, err = await run_cli(settings, "dlq", "replay", "ingest", "--all")
     assert code == 1
     assert "ingest it again" in err
-    code, out, _ = await _cli(settings, "dlq", "purge", "rules", "--yes")
+    code, out, _ = await run_cli(settings, "dlq", "purge", "rules", "--yes")
     assert code == 0
     assert raw_redis.xlen(names.reports_dead) == 0
 
@@ -218,7 +206,7 @@ async def test_status_shows_groups_workers_dead_letters_and_a_stalled_group(
     # Work for a group nobody reads: the notify group exists, no consumer ever polled it.
     raw_redis.xgroup_create(names.alerts, "notify", id="0")
 
-    code, out, _ = await _cli(settings, "status", "--json")
+    code, out, _ = await run_cli(settings, "status", "--json")
     assert code == 1  # a stalled group makes status exit 1
     status = json.loads(out)
     groups = {g["group"]: g for g in status["groups"]}

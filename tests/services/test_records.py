@@ -5,9 +5,7 @@ while the rest of the pipeline goes on."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,7 +14,6 @@ import redis
 from pydantic import SecretStr
 from pytest_httpserver import HTTPServer
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 
 from schemas.alert import Alert
 from services import runtime
@@ -24,10 +21,10 @@ from services.notify.stage import NotifyStage
 from services.records.stage import RecordsStage
 from services.runtime import Consumes, Context
 from services.settings import Settings
-from services.store import Store, audit, engine
+from services.store import Store, audit
 from services.store.models import Case, Finding
 from services.wire import Entry, alert_fields
-from tests.dbfixtures import sample_alerts
+from tests.dbfixtures import database_down, sample_alerts
 from tests.pipeline import Receiver, new_context, run_burst, write_channels, write_subscriptions
 
 
@@ -122,73 +119,6 @@ async def test_a_consumer_killed_after_its_commit_and_before_its_ack_doubles_not
     assert await opened(store) == len(sample_alerts())
     assert pending(raw_redis, s) == 0
     assert raw_redis.xlen(names.alerts_dead) == 0
-
-
-class _Proxy:
-    """A TCP proxy in front of PostgreSQL: stopped, the database is down for whoever goes through it."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.port = 0
-        self.server: asyncio.Server | None = None
-        self.pipes: set[asyncio.StreamWriter] = set()
-
-    async def start(self, port: int = 0) -> None:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", port)
-        self.port = self.server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self.server is not None:
-            self.server.close()
-            for writer in list(self.pipes):
-                writer.close()
-            await self.server.wait_closed()
-            self.server = None
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(*self.target)
-        self.pipes |= {writer, up_writer}
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(Exception):
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            dst.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-
-@contextlib.asynccontextmanager
-async def database_down(database_url: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """Yields ``(url the stage uses, bring_back)``: PostgreSQL behind a stopped proxy; SQLite with
-    its write lock held by another connection (and a short busy timeout)."""
-    if database_url.startswith("sqlite"):
-        monkeypatch.setattr(engine, "SQLITE_BUSY_TIMEOUT_S", 0.3)
-        holder = sqlite3.connect(make_url(database_url).database or "", isolation_level=None)
-        holder.execute("BEGIN EXCLUSIVE")
-
-        async def release() -> None:
-            holder.execute("COMMIT")
-
-        try:
-            yield database_url, release
-        finally:
-            holder.close()
-        return
-    url = make_url(database_url)
-    proxy = _Proxy((url.host or "127.0.0.1", url.port or 5432))
-    await proxy.start()
-    port = proxy.port
-    await proxy.stop()  # down: nothing listens on the port the stage was given
-
-    async def back() -> None:
-        await proxy.start(port)
-
-    try:
-        yield url.set(port=port).render_as_string(hide_password=False), back
-    finally:
-        await proxy.stop()
 
 
 async def test_a_database_down_stops_only_the_records_acks_until_it_is_back(
