@@ -94,6 +94,20 @@ class Api:
         rows, live_from, problems = await views.rule_rows(self.c, visitor.name)
         return JSONResponse({"rules": [r.as_dict() for r in rows], "live": live_from, "problems": problems})
 
+    async def backtest(self, request: Request) -> Response:
+        _, form = await self.changing(request, Role.ADMIN, "running a backtest")
+        try:
+            result = await views.run_backtest(
+                self.c, form.get("rules", ""), form.get("since"), form.get("until")
+            )
+        except ConfigError as error:
+            return JSONResponse(
+                {"error": "the rule file has errors", "problems": [str(p) for p in error.problems]}, 400
+            )
+        except views.Busy as busy:
+            return JSONResponse({"error": str(busy)}, 409)
+        return JSONResponse(result.as_dict())
+
     async def dashboard(self, request: Request) -> Response:
         visitor = await self.who(request)
         data = await views.dashboard(self.c, visitor.name)
@@ -122,6 +136,7 @@ def routes(console: Console) -> list[Route]:
         Route("/silences", a.silence_add, methods=["POST"]),
         Route("/silences/{silence_id}/expire", a.silence_expire, methods=["POST"]),
         Route("/rules", a.rules),
+        Route("/rules/backtest", a.backtest, methods=["POST"]),
         Route("/dashboard", a.dashboard),
     ]
 
@@ -233,6 +248,22 @@ def openapi() -> dict[str, Any]:
             )
         },
         "/api/rules": {"get": _op("The rules, their legal basis and their last 30 days", "viewer")},
+        "/api/rules/backtest": {
+            "post": _op(
+                "Replay the archived reports through the live rules and a proposed rule file: what would "
+                "appear, disappear or change severity (one backtest at a time: 409 while one runs)",
+                "admin",
+                body={
+                    "type": "object",
+                    "required": ["rules"],
+                    "properties": {
+                        "rules": {**text, "description": "the proposed rule file (YAML)"},
+                        "since": {**text, "description": "first day of event time (YYYY-MM-DD)"},
+                        "until": {**text, "description": "last day of event time (YYYY-MM-DD)"},
+                    },
+                },
+            )
+        },
         "/api/dashboard": {
             "get": _op("Cases per week by crossing and category; false positives per rule", "viewer")
         },

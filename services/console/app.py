@@ -14,6 +14,7 @@ Served by ``tradewatch console`` (and by ``tradewatch up``) on 127.0.0.1 unless 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from services.casework.workflow import Casework
 from services.console.gate import Gate
 from services.console.parties import ListedEntries
 from services.console.security import Signer, signing_key
-from services.console.views import RuleFiles
+from services.console.views import RuleFileCache
 from services.goods.catalog import Catalog, load_catalog
 from services.goods.hscodes import Nomenclature, load_nomenclature
 from services.logging import get_logger
@@ -63,13 +64,15 @@ class Console:
     casework: Casework
     templates: Jinja2Templates
     entries: ListedEntries
-    rule_files: RuleFiles
+    rule_files: RuleFileCache
     catalog: Catalog | None = None
     nomenclature: Nomenclature | None = None
     rates: Rates | None = None
     problems: list[str] = field(default_factory=list)
     """Configuration the console could not load (shown to admins, logged)."""
     cache: dict[str, tuple[float, Any]] = field(default_factory=dict)
+    backtesting: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Held while a backtest runs: one at a time (it takes both cores)."""
     """Figures kept for a while: key -> (until when, value)."""
 
 
@@ -111,7 +114,7 @@ def build_console(settings: Settings, store: Store, redis: aredis.Redis) -> Cons
         casework=Casework.from_settings(settings, store),
         templates=_templates(),
         entries=ListedEntries(redis, settings),
-        rule_files=RuleFiles(settings.rules_files),
+        rule_files=RuleFileCache(settings.rules_files),
         catalog=catalog,
         nomenclature=nomenclature,
         rates=rates,

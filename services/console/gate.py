@@ -104,6 +104,11 @@ class Gate:
                     f"the {self.header} header is honoured only from the configured proxies, "
                     f"not from {client_of(request)}",
                 )
+        elif basic and (auth := request.headers.get("authorization", "")).lower().startswith("basic "):
+            # A script's credentials come first: a session cookie beside them is not what it means.
+            user, password = _basic(auth)
+            await self.check_password(request, user, password)
+            name, via = user, "basic"
         elif (token := request.cookies.get(SESSION_COOKIE)) is not None:
             session = read_session(self.signer, token)
             if session is None:
@@ -119,10 +124,6 @@ class Gate:
             if await self.redis.exists(self._revoked_key(session.csrf)):
                 return None  # logged out: the cookie is signed, but it no longer opens anything
             name, csrf = session.user, session.csrf
-        elif basic and (auth := request.headers.get("authorization", "")).lower().startswith("basic "):
-            user, password = _basic(auth)
-            await self.check_password(request, user, password)
-            name, via = user, "basic"
         if name is None:
             return None
         async with self.store.reading() as session_:

@@ -317,6 +317,22 @@ class Pages:
             request, "rules.html", visitor, rows=rows, live_from=live_from, rule_problems=problems
         )
 
+    async def backtest(self, request: Request) -> Response:
+        visitor, form = await self.changing(request, Role.ADMIN, "running a backtest")
+        rows, live_from, problems = await views.rule_rows(self.c, visitor.name)
+        page = {"rows": rows, "live_from": live_from, "rule_problems": problems, "form": form}
+        try:
+            result = await views.run_backtest(self.c, form.get("rules", ""), form.get("from"), form.get("to"))
+        except ConfigError as error:
+            return self.render(
+                request, "rules.html", visitor, 400, rule_errors=[str(p) for p in error.problems], **page
+            )
+        except views.Busy as busy:
+            return self.render(request, "rules.html", visitor, 409, error=str(busy), **page)
+        except Refused as refused:
+            return self.render(request, "rules.html", visitor, 400, error=str(refused), **page)
+        return self.render(request, "backtest.html", visitor, result=result)
+
     async def dashboard(self, request: Request) -> Response:
         visitor = await self.who(request)
         data = await views.dashboard(self.c, visitor.name)
@@ -445,6 +461,7 @@ def routes(console: Console) -> list[Route]:
         Route("/silences", p.silence_add, methods=["POST"]),
         Route("/silences/{silence_id}/expire", p.silence_expire, methods=["POST"]),
         Route("/rules", p.rules),
+        Route("/rules/backtest", p.backtest, methods=["POST"]),
         Route("/dashboard", p.dashboard),
         Route("/api/", p.api_docs),
         Route("/healthz", lambda _: JSONResponse({"ok": True})),

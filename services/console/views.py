@@ -3,6 +3,7 @@ string, a case with its parties and HS headings, the rules with their figures, t
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,9 +18,12 @@ from services.casework.access import Refused
 from services.casework.workflow import SORTS, CaseDetail, CaseFilter, CasePage, parse_severity, parse_state
 from services.console.parties import PartyMatch, party_matches
 from services.goods.hscodes import hs_display
+from services.history.backtest import Backtest, RuleFiles, backtest
 from services.history.flows import FlowRow, flows
 from services.notify.render import amount, moment, quoted
 from services.notify.silences import MATCH_KEYS, SilenceStore, describe
+from services.sanctions.store import ScreeningCache
+from services.store import Store
 from services.store.models import CaseState, Outcome
 from services.yamlfile import ConfigError, load
 
@@ -134,7 +138,7 @@ async def case_view(console: Console, actor: str, case_id: int) -> CaseView:
     return CaseView(detail, parties, headings)
 
 
-class RuleFiles:
+class RuleFileCache:
     """The rule files as written, read again only when one of them changes."""
 
     def __init__(self, paths: Sequence[Path]) -> None:
@@ -289,6 +293,49 @@ def _ago(value: datetime) -> str:
     else:
         text = "now"
     return f"{text} ago" if late else f"in {text}"
+
+
+class Busy(Refused):
+    """A backtest runs already: one at a time."""
+
+
+async def run_backtest(console: Console, text: str, since: str | None, until: str | None) -> Backtest:
+    """The archived reports replayed through the live rule files and the pasted one (as
+    ``tradewatch rules backtest --rules`` does), in two worker processes started afresh (a web
+    server's process is not forked), off the request loop; party conditions screened against
+    the lists in force. One at a time; a bad rule file is a ConfigError with file and line."""
+    if not text.strip():
+        raise Refused("paste a rule file (YAML) to try, or choose one")
+    start = _day(since, "from") if since else None
+    end = _day(until, "to") + timedelta(days=1) if until else None
+    settings = console.settings
+    live = RuleFiles(
+        tuple(settings.rules_files),
+        settings.catalog_file,
+        settings.rates_file,
+        tuple(settings.exceptions_files),
+    )
+    screening = await ScreeningCache(console.redis, settings, recheck=0).current()
+    url = console.store.url.render_as_string(hide_password=False)
+
+    def work() -> Backtest:
+        async def go() -> Backtest:
+            store = Store(url)  # a loop of its own, so a store of its own
+            try:
+                with RuleFiles.from_text(text, like=live) as proposed:
+                    return await backtest(
+                        store, live, proposed, start, end, workers=2, horizon=settings.backfill_horizon,
+                        screening=screening, start_method="spawn",
+                    )  # fmt: skip
+            finally:
+                await store.dispose()
+
+        return asyncio.run(go())
+
+    if console.backtesting.locked():
+        raise Busy("a backtest is running already; try again when it is done")
+    async with console.backtesting:
+        return await asyncio.to_thread(work)
 
 
 FILTERS = {

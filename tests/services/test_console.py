@@ -25,7 +25,7 @@ from services.settings import DEFAULT_CASE_DUE, Settings
 from services.store import Store
 from services.store.models import AuditEntry
 from tests.dbfixtures import sample_alerts
-from tests.helpers import make_report
+from tests.helpers import ROOT, RULES_FILE, make_report
 from tests.history import fill
 
 PASSWORD = "a long enough password"
@@ -397,3 +397,38 @@ async def test_the_dashboard_charts_the_archives_flows_and_marks_the_surge(
     flows = (await v.http.get("/api/dashboard", auth=("vera", PASSWORD))).json()["flows_last_12_months"]
     assert flows["reports_by_chapter"]["HS 84"][-1] == 6
     assert [r["month"] for r in flows["surges"]] == [now.strftime("%Y-%m")]
+
+
+async def test_an_admin_tries_a_rule_change_on_the_archive(console: Console, visit: Any) -> None:
+    samples = [
+        ImportReport.model_validate_json(line)
+        for line in (ROOT / "config/samples/reports.jsonl").read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    await fill(console.store, samples)
+    live = RULES_FILE.read_text(encoding="utf-8")
+    without_radio = re.sub(r"\n  - id: radio-telecom\n.*?(?=\n  - id: )", "", live, count=1, flags=re.S)
+    assert "id: radio-telecom" not in without_radio
+    analyst, admin = visit(), visit()
+    await analyst.login("alice")
+    refused = await analyst.post("/rules/backtest", {"rules": without_radio})
+    assert refused.status_code == 403
+    await admin.login("admin")
+    assert "Try a rule change on the archive" in (await admin.get("/rules")).text
+    broken = await admin.post(
+        "/rules/backtest", {"rules": "version: 1\nrules:\n  - id: x\n    severity: huge\n"}
+    )
+    assert broken.status_code == 400
+    assert "The rule file has errors" in broken.text
+    page = await admin.post("/rules/backtest", {"rules": without_radio})
+    assert page.status_code == 200, page.text[-2000:]
+    assert "what the change would do" in page.text
+    result = (
+        await admin.http.post("/api/rules/backtest", json={"rules": without_radio}, auth=("admin", PASSWORD))
+    ).json()
+    assert result["reports"] == len(samples)
+    radio = next(r for r in result["per_rule"] if r["rule_id"] == "radio-telecom")
+    assert radio["live"] > 0
+    assert radio["proposed"] == 0
+    assert result["alerts_disappear"] == radio["live"]
+    assert {c["rule_id"] for c in result["examples"]} == {"radio-telecom"}

@@ -49,4 +49,12 @@
     if (row && !event.target.closest("a")) { window.location.href = row.dataset.href; }
   });
   document.addEventListener("htmx:afterSwap", function () { current = -1; });
+  // A chosen rule file fills the text area it names (the form posts text, not a file).
+  document.addEventListener("change", function (event) {
+    var input = event.target;
+    if (!input.dataset || !input.dataset.fills || !input.files || !input.files[0]) { return; }
+    var reader = new FileReader();
+    reader.onload = function () { document.getElementById(input.dataset.fills).value = reader.result; };
+    reader.readAsText(input.files[0]);
+  });
 })();
