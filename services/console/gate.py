@@ -68,7 +68,9 @@ class Gate:
         self.store = store
         self.signer = signer
         self.redis = redis
-        self.throttle = LoginThrottle(settings.console_login_attempts)
+        self.throttle = LoginThrottle(
+            redis, settings.streams.key("console", "login-failures"), settings.console_login_attempts
+        )
         self.proxies = TrustedProxies(settings.console_trusted_proxies)
         self.header = settings.console_trusted_header
 
@@ -147,7 +149,7 @@ class Gate:
     async def check_password(self, request: Request, name: str, password: str) -> users.UserView:
         """A login (form or Basic): throttled per address and per name, audited either way."""
         keys = [f"ip:{client_of(request)}", f"user:{name.lower()}"]
-        wait = self.throttle.wait(keys)
+        wait = await self.throttle.wait(keys)
         if wait > 0:
             denied = await self.refuse(
                 request,
@@ -161,10 +163,10 @@ class Gate:
         try:
             found = await users.login(self.store, name, password)
         except AccessRefused:
-            self.throttle.failed(keys)
+            await self.throttle.failed(keys)
             log.warning("console login refused", user=name, client=client_of(request))
             raise Denied(401, "unknown user or wrong password") from None
-        self.throttle.succeeded(keys)
+        await self.throttle.succeeded(keys)
         return found
 
     async def require(

@@ -24,11 +24,12 @@ import json
 import os
 import secrets
 import time
-from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import redis.asyncio as aredis
 
 from services.settings import Settings
 
@@ -145,40 +146,42 @@ def same_token(given: str | None, expected: str) -> bool:
 
 
 class LoginThrottle:
-    """Failed logins per key (an address, a name) within a sliding window."""
+    """Failed logins per key (an address, a name) within a sliding window, kept in Redis: every
+    console process behind one address counts the same failures, and a restart forgets none."""
 
-    def __init__(self, limit: int, window: float = THROTTLE_WINDOW) -> None:
+    def __init__(self, redis: aredis.Redis, prefix: str, limit: int, window: float = THROTTLE_WINDOW) -> None:
+        self.redis = redis
+        self.prefix = prefix
         self.limit = limit
         self.window = window
-        self._failures: dict[str, deque[float]] = {}
 
-    def _recent(self, key: str, now: float) -> deque[float]:
-        seen = self._failures.setdefault(key, deque())
-        while seen and seen[0] <= now - self.window:
-            seen.popleft()
-        return seen
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}:{hashlib.sha256(key.encode()).hexdigest()[:32]}"  # a name typed is no key part
 
-    def wait(self, keys: Iterable[str], now: float | None = None) -> float:
+    async def wait(self, keys: Iterable[str], now: float | None = None) -> float:
         """Seconds until a login for these keys is heard again (0: now)."""
         now = time.time() if now is None else now
         longest = 0.0
         for key in keys:
-            seen = self._recent(key, now)
-            if len(seen) >= self.limit:
-                longest = max(longest, seen[0] + self.window - now)
+            name = self._key(key)
+            await self.redis.zremrangebyscore(name, "-inf", now - self.window)
+            if await self.redis.zcard(name) >= self.limit:
+                oldest = await self.redis.zrange(name, 0, 0, withscores=True)
+                if oldest:
+                    longest = max(longest, float(oldest[0][1]) + self.window - now)
         return longest
 
-    def failed(self, keys: Iterable[str], now: float | None = None) -> None:
+    async def failed(self, keys: Iterable[str], now: float | None = None) -> None:
         now = time.time() if now is None else now
-        for key in keys:
-            self._recent(key, now).append(now)
-        if len(self._failures) > 10_000:  # keys of the past only: forget those with no recent failure
-            for key in [k for k, v in self._failures.items() if not v or v[-1] <= now - self.window]:
-                del self._failures[key]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                name = self._key(key)
+                pipe.zadd(name, {f"{now}:{secrets.token_hex(4)}": now})
+                pipe.expire(name, int(self.window) + 1)
+            await pipe.execute()
 
-    def succeeded(self, keys: Iterable[str]) -> None:
-        for key in keys:
-            self._failures.pop(key, None)
+    async def succeeded(self, keys: Iterable[str]) -> None:
+        await self.redis.delete(*(self._key(k) for k in keys))
 
 
 class TrustedProxies:
