@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select
+
 from schemas.alert import Severity
+from schemas.report import ImportReport
 from schemas.rules import Rule, RuleFile
+from services import cases as caseview
 from services.casework import insights
 from services.casework.access import Refused
 from services.casework.workflow import SORTS, CaseDetail, CaseFilter, CasePage, parse_severity, parse_state
@@ -24,7 +29,7 @@ from services.notify.render import amount, moment, quoted
 from services.notify.silences import MATCH_KEYS, SilenceStore, describe
 from services.sanctions.store import ScreeningCache
 from services.store import Store
-from services.store.models import CaseState, Outcome
+from services.store.models import ArchivedReport, CaseState, Outcome
 from services.yamlfile import ConfigError, load
 
 if TYPE_CHECKING:
@@ -90,12 +95,27 @@ def page_dict(found: CasePage, now: datetime) -> dict[str, Any]:
     }
 
 
+_IN_TEXT = re.compile(r'"([^"]+)" in the report text')
+
+
+@dataclass
+class Received:
+    """The report as it was published, from the archive, with the words the case rests on marked."""
+
+    report: ImportReport
+    received_at: datetime
+    text: list[tuple[str, bool]]
+    """The report's text cut into pieces, marked or not (empty without a text)."""
+
+
 @dataclass
 class CaseView:
     detail: CaseDetail
     parties: list[PartyMatch]
     headings: dict[str, list[tuple[str, str]]]
     """Per HS code of an item: (code, text) of its heading and subheading in the nomenclature."""
+    received: Received | None = None
+    """None where the archive does not hold the report (archived before it existed, or purged)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -135,7 +155,35 @@ async def case_view(console: Console, actor: str, case_id: int) -> CaseView:
             if len(code) >= cut and nomenclature is not None and part in nomenclature.descriptions:
                 rows.append((hs_display(part) or part, nomenclature.descriptions[part]))
         headings[code] = rows
-    return CaseView(detail, parties, headings)
+    return CaseView(detail, parties, headings, await _received(console, detail.case, parties))
+
+
+async def _received(console: Console, case: caseview.Case, parties: list[PartyMatch]) -> Received | None:
+    async with console.store.reading() as session:
+        row = (
+            await session.scalars(select(ArchivedReport).where(ArchivedReport.report_id == case.report_id))
+        ).first()
+    if row is None:
+        return None
+    report = ImportReport.model_validate_json(row.report)
+    text = report.text or ""
+    spans: list[tuple[int, int]] = []
+    for item in case.items:
+        if item.quote and item.marks and (at := text.find(item.quote)) >= 0:
+            spans += [(at + a, at + b) for a, b in item.marks]
+    lowered = text.lower()
+    for line in [*case.common, *(w for f in case.findings for r in f.reasons for w in r.why)]:
+        for word in _IN_TEXT.findall(line):  # '"technicians" in the report text'
+            start = lowered.find(word.lower())
+            while start >= 0:
+                spans.append((start, start + len(word)))
+                start = lowered.find(word.lower(), start + 1)
+    for party in parties:  # a name found in the text, marked wherever it stands
+        start = text.find(party.query) if party.query else -1
+        while start >= 0:
+            spans.append((start, start + len(party.query)))
+            start = text.find(party.query, start + 1)
+    return Received(report, row.received_at, caseview.marked(text, spans) if text else [])
 
 
 class RuleFileCache:

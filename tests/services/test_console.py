@@ -432,3 +432,24 @@ async def test_an_admin_tries_a_rule_change_on_the_archive(console: Console, vis
     assert radio["proposed"] == 0
     assert result["alerts_disappear"] == radio["live"]
     assert {c["rule_id"] for c in result["examples"]} == {"radio-telecom"}
+
+
+async def test_a_case_shows_the_report_as_received_with_the_named_lines_marked(
+    console: Console, visit: Any
+) -> None:
+    report = next(
+        ImportReport.model_validate_json(line)
+        for line in (ROOT / "config/samples/reports.jsonl").read_text(encoding="utf-8").splitlines()
+        if SHIPYARD in line
+    )
+    target = await case_id(console, SHIPYARD)
+    v = visit()
+    await v.login("vera")
+    assert "The report as received" not in (await v.get(f"/cases/{target}")).text  # not archived yet
+    await fill(console.store, [report])
+    page = await v.get(f"/cases/{target}")
+    assert "The report as received" in page.text
+    named = {m.index for a in sample_alerts()[SHIPYARD] for m in a.matched_items}
+    assert page.text.count('<tr class="changed">') == len(named)
+    if report.text:
+        assert "<mark>" in page.text.split('id="received"')[1]
