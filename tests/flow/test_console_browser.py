@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+from schemas.report import ImportReport
 from services.casework import users
 from services.casework.records import record_alerts
 from services.server import free_port
@@ -30,6 +31,7 @@ from services.store import Store
 from services.store.migrate import upgrade
 from tests.dbfixtures import sample_alerts
 from tests.helpers import ROOT, SHARED, wait_until
+from tests.history import fill
 from tests.pipeline import worker_env
 
 pytestmark = pytest.mark.slow  # a console process and a browser
@@ -66,6 +68,9 @@ async def _prepare(url: str) -> dict[str, int]:
             await users.add_user(store, "admin", name, role, PASSWORD)
         async with store.writing() as session:
             await record_alerts(session, [a for g in sample_alerts().values() for a in g], DEFAULT_CASE_DUE)
+        # The reports as received, in the archive: the case pages show them, the dashboard its flows.
+        lines = (ROOT / "config/samples/reports.jsonl").read_text(encoding="utf-8").splitlines()
+        await fill(store, [ImportReport.model_validate_json(line) for line in lines if line.strip()])
         async with store.reading() as session:
             from sqlalchemy import select
 
@@ -186,6 +191,7 @@ def test_an_analyst_closes_a_critical_case_and_a_reviewer_approves(
     WebDriverWait(d, 10).until(lambda x: x.current_url.endswith(f"/cases/{cases[SHIPYARD]}"))
     assert "Legal basis" in d.page_source
     assert "UNSCR 2397" in d.page_source
+    assert "The report as received" in d.page_source
     d.find_element(By.CSS_SELECTOR, "#comment textarea").send_keys(
         "Checked the bill of lading: lathes, as reported."
     )
