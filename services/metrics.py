@@ -45,6 +45,13 @@ HANDLE_SECONDS = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
     registry=REGISTRY,
 )
+SKIPPED = Counter(
+    "tradewatch_messages_skipped_total",
+    "Malformed stream entries a stage acked without a dead letter, since another group of the same "
+    "stream dead-letters them (the archive: the rules stage does)",
+    ["stage"],
+    registry=REGISTRY,
+)
 ALERTS = Counter("tradewatch_alerts_total", "Alerts published", ["rule", "severity"], registry=REGISTRY)
 DELIVERIES = Counter(
     "tradewatch_deliveries_total",

@@ -2,8 +2,8 @@
 
 It reads every partition of the report stream through its own consumer group (``archive``), as
 the rules stage does through ``rules``: each group sees every report. For a batch it decodes the
-reports (a malformed one is dead-lettered to the report partition's dead stream, with
-``dead.stage archive``), writes them in one transaction (:func:`services.store.archive.archive`,
+reports (a malformed one is acked, logged and counted, not dead-lettered: the rules stage reads
+the same entries and dead-letters it, and one dead letter is what an operator should replay), writes them in one transaction (:func:`services.store.archive.archive`,
 idempotent by report id), commits, and only then acks the entries: killed at any point, nothing
 is lost or doubled.
 
@@ -26,10 +26,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from schemas.streams import ARCHIVE_GROUP
+from services import metrics
 from services.casework import lookback
 from services.logging import get_logger
-from services.runtime import Consumes, Context, deadletter
-from services.runtime.deadletter import DeadLetter
+from services.runtime import Consumes, Context
 from services.sanctions.matcher import exceptions_from
 from services.sanctions.store import SanctionsStore
 from services.store import Store, StoreUnavailable, migrate, unavailable
@@ -85,17 +85,21 @@ class ArchiveStage:
         started = time.perf_counter()
         settings = self.ctx.settings
         incoming: list[tuple[Entry, reports.Incoming]] = []
-        dead: list[DeadLetter] = []
+        malformed: list[Entry] = []
         for entry in batch:
             try:
                 report = decode_report(entry, settings.max_report_bytes)
             except BadMessage as error:
-                dead.append(DeadLetter(entry, str(error)))
+                malformed.append(entry)
+                self.log.warning("malformed report not archived (the rules stage dead-letters it)",
+                            entry=entry.id, stream=consumes.stream, reason=str(error))  # fmt: skip
                 continue
             received = received_at(entry.id)
             raw = as_text(entry.fields[b"report"])
             incoming.append((entry, reports.Incoming(report, raw, received, event_time(report, received))))
-        await deadletter.bury(self.ctx.redis, self.name, consumes, dead)
+        if malformed:
+            await self.ctx.redis.xack(consumes.stream, consumes.group, *(e.id for e in malformed))
+            metrics.SKIPPED.labels(self.name).inc(len(malformed))
         if not incoming:
             return
         written, repeated = await self._store([r for _, r in incoming])
