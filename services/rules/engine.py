@@ -466,6 +466,12 @@ ITEM_MEMO_SIZE = 50_000
 """Distinct item lines whose classification a rule set remembers (cleared when full)."""
 
 
+TEXT_MEMO_SIZE = 10_000
+"""Distinct report texts (and crossings) whose words a rule set remembers (cleared when full)..."""
+TEXT_MEMO_LENGTH = 500
+"""... when no longer than this: an article's text is read once and not kept."""
+
+
 @dataclass(frozen=True)
 class RuleSet:
     rules: tuple[CompiledRule, ...]
@@ -481,6 +487,11 @@ class RuleSet:
         tuple[object, ...],
         tuple[Classification, frozenset[str], frozenset[Anchor], dict[int, list[str] | None]],
     ] = field(default_factory=dict, init=False, compare=False, repr=False)
+
+    _seen_texts: dict[str, frozenset[str]] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
+    _seen_crossings: dict[str, str] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def candidates(self, facts: ReportFacts) -> list[CompiledRule]:
         """The rules whose anchors the report shows, plus the unanchored ones, in rule order."""
@@ -520,8 +531,8 @@ class RuleSet:
         return ReportFacts(
             report=report,
             items=tuple(items),
-            text_words=self._words(report.text),
-            crossing=normalise(report.crossing or ""),
+            text_words=self._text_words(report.text),
+            crossing=self._crossing(report.crossing),
             crossing_name=self.catalog.crossing_name(report.crossing),
             parties=PartyScreen(screening, report, now) if screening is not None else None,
             unrecognised=unrecognised,
@@ -546,6 +557,29 @@ class RuleSet:
         }
         update |= {name: value for name, value in named.items() if value and getattr(report, name) is None}
         return report.model_copy(update=update), [(good.quote, tuple(good.marks)) for good in goods]
+
+    def _text_words(self, text: str | None) -> frozenset[str]:
+        """``_words`` of a report's text, remembered for short texts (bounded): reports from one
+        source repeat their remarks ("border petty trade", a summary line) over and over."""
+        if not text or len(text) > TEXT_MEMO_LENGTH:
+            return self._words(text)
+        memo = self._seen_texts
+        known = memo.get(text)
+        if known is None:
+            if len(memo) >= TEXT_MEMO_SIZE:
+                memo.clear()
+            known = memo[text] = self._words(text)
+        return known
+
+    def _crossing(self, crossing: str | None) -> str:
+        """A report's crossing normalised, remembered per spelling (reports name few crossings)."""
+        memo = self._seen_crossings
+        known = memo.get(crossing or "")
+        if known is None:
+            if len(memo) >= TEXT_MEMO_SIZE:
+                memo.clear()
+            known = memo[crossing or ""] = normalise(crossing or "")
+        return known
 
     def _words(self, text: str | None) -> frozenset[str]:
         if not text:
