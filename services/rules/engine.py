@@ -54,7 +54,7 @@ class ItemFacts:
     """For a good found in the report's text: the sentence that named it."""
     marks: tuple[tuple[int, int], ...] = ()
     """Spans in ``quote`` of the words that named it and the markers that qualify it."""
-    line: dict[int, list[str] | None] = field(default_factory=dict)
+    line: dict[int, list[str] | None] = field(default_factory=dict, compare=False, repr=False)
     """What the rule set's item tests that read only the line said of it, by test: shared by
     every item with the same line (description, declared code, condition, disassembled)."""
 
