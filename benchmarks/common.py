@@ -132,6 +132,24 @@ class ReportMaker:
         return report
 
 
+REPEATED_LINES = 500
+"""Distinct item lines in the ``repeat`` variant of the rules benchmark (customs tables repeat theirs)."""
+
+
+def repeating_reports(n: int, distinct: int = REPEATED_LINES, seed: int = 7) -> Iterator[dict[str, Any]]:
+    """The benchmark's reports with every item drawn from the first ``distinct`` item lines made:
+    as in customs tables, where the same goods come back under the same description line."""
+    maker = ReportMaker(seed=seed)
+    pool: list[dict[str, Any]] = []
+    while len(pool) < distinct:
+        pool.extend(maker.report(len(pool), prefix="pool")["items"])
+    pool = pool[:distinct]
+    for i in range(n):
+        report = maker.report(i)
+        report["items"] = [maker.rng.choice(pool) for _ in report["items"]]
+        yield report
+
+
 def generated_rules(n: int, seed: int = 11) -> list[dict[str, Any]]:
     """Rules as analysts write them: watch lists of HS subheadings, categories by crossing,
     words in three languages, price thresholds; each anchored on something a report must show."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import itertools
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -53,6 +54,9 @@ class ItemFacts:
     """For a good found in the report's text: the sentence that named it."""
     marks: tuple[tuple[int, int], ...] = ()
     """Spans in ``quote`` of the words that named it and the markers that qualify it."""
+    line: dict[int, list[str] | None] = field(default_factory=dict, compare=False, repr=False)
+    """What the rule set's item tests that read only the line said of it, by test: shared by
+    every item with the same line (description, declared code, condition, disassembled)."""
 
     @property
     def unrecognised(self) -> bool:
@@ -285,6 +289,8 @@ class Compiler:
             tests.append(lambda f: None if inner(f) is not None else Evidence())
         if cond.item is not None:
             item_test = self.item(cond.item)
+            if _reads_only_the_line(cond.item):
+                item_test = _per_line(item_test)
 
             def some_item(f: ReportFacts) -> Evidence | None:
                 held = {i.index: ev for i in f.items if (ev := item_test(i)) is not None}
@@ -348,6 +354,34 @@ class Compiler:
             screen = party_test(cond.party)
             tests.append(lambda f: None if (ev := screen(f.parties)) is None else Evidence(evidence=ev))
         return _all_reports_of(tests)
+
+
+def _reads_only_the_line(cond: ItemCondition) -> bool:
+    """Whether an item condition reads only what the line says (its classification and words),
+    not the item's quantity or prices: then it holds alike for every item of that line."""
+    if cond.unit_price is not None or cond.value is not None or cond.quantity is not None:
+        return False
+    nested = [*(cond.all_ or ()), *(cond.any_ or ()), *([cond.not_] if cond.not_ is not None else [])]
+    return all(_reads_only_the_line(c) for c in nested)
+
+
+_LINE_TESTS = itertools.count()
+
+
+def _per_line(test: ItemTest) -> ItemTest:
+    """``test``, answered once per item line (customs tables repeat their lines endlessly) and
+    remembered with the line's classification; each caller gets its own copy of the evidence."""
+    slot = next(_LINE_TESTS)
+
+    def remembered(f: ItemFacts) -> list[str] | None:
+        memo = f.line
+        try:
+            found = memo[slot]
+        except KeyError:
+            found = memo[slot] = test(f)
+        return None if found is None else list(found)
+
+    return remembered
 
 
 def _field_in(name: str, values: frozenset[str]) -> ReportTest:
@@ -432,6 +466,12 @@ ITEM_MEMO_SIZE = 50_000
 """Distinct item lines whose classification a rule set remembers (cleared when full)."""
 
 
+TEXT_MEMO_SIZE = 10_000
+"""Distinct report texts (and crossings) whose words a rule set remembers (cleared when full)..."""
+TEXT_MEMO_LENGTH = 500
+"""... when no longer than this: an article's text is read once and not kept."""
+
+
 @dataclass(frozen=True)
 class RuleSet:
     rules: tuple[CompiledRule, ...]
@@ -443,9 +483,15 @@ class RuleSet:
     index: RuleIndex = field(default_factory=lambda: RuleIndex({}, (), 0))
     extractor: Extractor | None = None
     """Finds the goods of a report that has text and no items (built from catalog and rates)."""
-    _seen_items: dict[tuple[object, ...], tuple[Classification, frozenset[str], frozenset[Anchor]]] = field(
+    _seen_items: dict[
+        tuple[object, ...],
+        tuple[Classification, frozenset[str], frozenset[Anchor], dict[int, list[str] | None]],
+    ] = field(default_factory=dict, init=False, compare=False, repr=False)
+
+    _seen_texts: dict[str, frozenset[str]] = field(
         default_factory=dict, init=False, compare=False, repr=False
     )
+    _seen_crossings: dict[str, str] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def candidates(self, facts: ReportFacts) -> list[CompiledRule]:
         """The rules whose anchors the report shows, plus the unanchored ones, in rule order."""
@@ -472,19 +518,21 @@ class RuleSet:
             if known is None:
                 cls = self.catalog.classify(item.description, item.hs_code, item.condition, item.disassembled)
                 words = self._words(item.description)
-                known = (cls, words, _item_anchors(cls, words))
+                known = (cls, words, _item_anchors(cls, words), {})
                 if len(seen) >= ITEM_MEMO_SIZE:
                     seen.clear()
                 seen[key] = known
-            items.append(ItemFacts(index, item, *known, *(quotes[index] if quotes else ())))
+            cls, words, anchors, line = known
+            quote, marks = quotes[index] if quotes else (None, ())
+            items.append(ItemFacts(index, item, cls, words, anchors, quote, marks, line))
         unrecognised = tuple(
             dict.fromkeys(i.item.description for i in items if i.item.description and i.unrecognised)
         )
         return ReportFacts(
             report=report,
             items=tuple(items),
-            text_words=self._words(report.text),
-            crossing=normalise(report.crossing or ""),
+            text_words=self._text_words(report.text),
+            crossing=self._crossing(report.crossing),
             crossing_name=self.catalog.crossing_name(report.crossing),
             parties=PartyScreen(screening, report, now) if screening is not None else None,
             unrecognised=unrecognised,
@@ -509,6 +557,29 @@ class RuleSet:
         }
         update |= {name: value for name, value in named.items() if value and getattr(report, name) is None}
         return report.model_copy(update=update), [(good.quote, tuple(good.marks)) for good in goods]
+
+    def _text_words(self, text: str | None) -> frozenset[str]:
+        """``_words`` of a report's text, remembered for short texts (bounded): reports from one
+        source repeat their remarks ("border petty trade", a summary line) over and over."""
+        if not text or len(text) > TEXT_MEMO_LENGTH:
+            return self._words(text)
+        memo = self._seen_texts
+        known = memo.get(text)
+        if known is None:
+            if len(memo) >= TEXT_MEMO_SIZE:
+                memo.clear()
+            known = memo[text] = self._words(text)
+        return known
+
+    def _crossing(self, crossing: str | None) -> str:
+        """A report's crossing normalised, remembered per spelling (reports name few crossings)."""
+        memo = self._seen_crossings
+        known = memo.get(crossing or "")
+        if known is None:
+            if len(memo) >= TEXT_MEMO_SIZE:
+                memo.clear()
+            known = memo[crossing or ""] = normalise(crossing or "")
+        return known
 
     def _words(self, text: str | None) -> frozenset[str]:
         if not text:

@@ -16,6 +16,7 @@ by the one rule set that was live when the batch began.
 
 from __future__ import annotations
 
+import functools
 import gc
 import time
 from collections.abc import Sequence
@@ -72,6 +73,9 @@ class RulesStage:
         self.screening = ScreeningCache(ctx.redis, ctx.settings)
         self.log = get_logger(stage=self.name)
         self.reloader: Reloader | None = None
+        # The counter of each rule and severity, looked up once (``labels`` takes a lock and
+        # builds a key on every call, and a batch counts hundreds of alerts).
+        self._alert_counter = functools.lru_cache(maxsize=4096)(metrics.ALERTS.labels)
 
     async def start(self) -> None:
         settings = self.ctx.settings
@@ -178,7 +182,7 @@ class RulesStage:
             if entry.id not in owned:
                 continue
             for a in alerts:
-                metrics.ALERTS.labels(a.rule_id, a.severity.value).inc()
+                self._alert_counter(a.rule_id, a.severity.value).inc()
             self.log.info(
                 "report evaluated",
                 entry_id=entry.id,
