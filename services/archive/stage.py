@@ -32,13 +32,11 @@ from services.logging import get_logger
 from services.runtime import Consumes, Context
 from services.sanctions.matcher import exceptions_from
 from services.sanctions.store import SanctionsStore
-from services.store import Store, StoreUnavailable, migrate, unavailable
+from services.store import Store
 from services.store import archive as reports
 from services.store.engine import describe
+from services.store.writer import Writer
 from services.wire import BadMessage, Entry, as_text, decode_report, event_time, received_at
-
-RETRY_FIRST = 0.5
-RETRY_MAX = 10.0
 
 
 class ArchiveStage:
@@ -53,8 +51,7 @@ class ArchiveStage:
         ]
         self.store = store or Store.from_settings(ctx.settings)
         self.log = get_logger(stage=self.name)
-        self._schema_ready = False
-        self._available = True
+        self.writer = Writer(self.store, ctx.settings.embedded_store, self.log, "reports")
         self._stop = asyncio.Event()
         self._purger: asyncio.Task[None] | None = None
         self._looker: asyncio.Task[None] | None = None
@@ -79,7 +76,7 @@ class ArchiveStage:
         return False
 
     async def can_handle(self) -> bool:
-        return self._available
+        return self.writer.available
 
     async def handle(self, batch: Sequence[Entry], consumes: Consumes) -> None:
         started = time.perf_counter()
@@ -102,7 +99,10 @@ class ArchiveStage:
             metrics.SKIPPED.labels(self.name).inc(len(malformed))
         if not incoming:
             return
-        written, repeated = await self._store([r for _, r in incoming])
+        batch_in = [r for _, r in incoming]
+        written, repeated = await self.writer.write(
+            lambda session: reports.archive(session, batch_in, datetime.now(UTC))
+        )
         # Acked only now that the transaction is committed.
         await self.ctx.redis.xack(consumes.stream, consumes.group, *[e.id for e, _ in incoming])
         self.log.info(
@@ -114,45 +114,9 @@ class ArchiveStage:
             ms=round((time.perf_counter() - started) * 1000, 3),
         )
 
-    async def _store(self, incoming: list[reports.Incoming]) -> tuple[int, int]:
-        delay = RETRY_FIRST
-        while True:
-            try:
-                await self._prepare()
-                async with self.store.writing() as session:
-                    done = await reports.archive(session, incoming, datetime.now(UTC))
-            except Exception as error:
-                if not unavailable(error):
-                    raise  # a defect, not an outage: redelivered, dead-lettered past the limit
-                if self._available:
-                    self.log.error(
-                        "store of record unreachable: reports stay pending until it answers",
-                        database=self.store.shown,
-                        error=describe(error),
-                    )
-                self._available = False
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX)
-                continue
-            if not self._available:
-                self.log.warning("store of record answers again", database=self.store.shown)
-                self._available = True
-            return done
-
-    async def _prepare(self) -> None:
-        if self._schema_ready:
-            return
-        if self.ctx.settings.embedded_store:
-            await migrate.upgrade(self.store)
-        elif missing := await migrate.pending(self.store):
-            raise StoreUnavailable(
-                f"the database lacks migrations {', '.join(missing)}: run `tradewatch db upgrade`"
-            )
-        self._schema_ready = True
-
     async def purge_once(self) -> int:
         """Remove reports received before the retention; how many."""
-        await self._prepare()
+        await self.writer.prepare()
         before = datetime.now(UTC) - timedelta(seconds=self.ctx.settings.archive_retention)
         async with self.store.writing() as session:
             return await reports.purge(session, before)
@@ -170,7 +134,7 @@ class ArchiveStage:
 
     async def look_back_if_changed(self) -> lookback.Lookback | None:
         """A lookback when a list in force is not the version the last lookback saw; else None."""
-        await self._prepare()
+        await self.writer.prepare()
         sanctions = SanctionsStore(self.ctx.redis, self.ctx.settings)
         pointers = await sanctions.pointers()
         seen = await lookback.baselines(self.store)

@@ -28,18 +28,17 @@ from collections.abc import Sequence
 from schemas.alert import Alert
 from schemas.streams import RECORDS_GROUP
 from services.casework import screening
-from services.casework.records import Recorded, record_alerts
+from services.casework.records import record_alerts
 from services.logging import get_logger
 from services.runtime import Consumes, Context, deadletter
 from services.runtime.deadletter import DeadLetter
-from services.store import Store, StoreUnavailable, migrate, unavailable
+from services.store import Store
 from services.store.engine import describe
+from services.store.writer import Writer
 from services.wire import BadMessage, Entry, decode_alert
 
 EXCEPTIONS_INTERVAL = 30.0
 """Seconds between two publications of the screening exceptions in force."""
-RETRY_FIRST = 0.5
-RETRY_MAX = 10.0
 
 
 class RecordsStage:
@@ -57,8 +56,7 @@ class RecordsStage:
         self.store = store or Store.from_settings(settings)
         self.due = settings.case_due
         self.log = get_logger(stage=self.name)
-        self._schema_ready = False
-        self._available = True
+        self.writer = Writer(self.store, ctx.settings.embedded_store, self.log, "alerts")
         self._stop = asyncio.Event()
         self._publisher: asyncio.Task[None] | None = None
 
@@ -80,7 +78,7 @@ class RecordsStage:
         return False
 
     async def can_handle(self) -> bool:
-        return self._available
+        return self.writer.available
 
     async def handle(self, batch: Sequence[Entry], consumes: Consumes) -> None:
         started = time.perf_counter()
@@ -94,7 +92,8 @@ class RecordsStage:
         await deadletter.bury(self.ctx.redis, self.name, consumes, dead)
         if not decoded:
             return
-        done = await self._store([a for _, a in decoded])
+        alerts = [a for _, a in decoded]
+        done = await self.writer.write(lambda session: record_alerts(session, alerts, self.due))
         # Acked only now that the transaction is committed: a crash before this line leaves the
         # entries pending, and their second delivery finds every alert id recorded.
         await self.ctx.redis.xack(consumes.stream, consumes.group, *[e.id for e, _ in decoded])
@@ -109,53 +108,10 @@ class RecordsStage:
             ms=round((time.perf_counter() - started) * 1000, 3),
         )
 
-    async def _store(self, alerts: list[Alert]) -> Recorded:
-        delay = RETRY_FIRST
-        while True:
-            try:
-                await self._prepare()
-                async with self.store.writing() as session:
-                    done = await record_alerts(session, alerts, self.due)
-            except Exception as error:
-                if not unavailable(error):
-                    raise  # a defect, not an outage: redelivered, dead-lettered past the limit
-                if self._available:
-                    self.log.error(
-                        "store of record unreachable: alerts stay pending until it answers",
-                        database=self.store.shown,
-                        error=describe(error),
-                    )
-                self._available = False
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX)
-                continue
-            if not self._available:
-                self.log.warning("store of record answers again", database=self.store.shown)
-                self._available = True
-            return done
-
-    async def _prepare(self) -> None:
-        """The schema is up to date: migrated here in the embedded default, else waited for."""
-        if self._schema_ready:
-            return
-        if self.ctx.settings.embedded_store:
-            before, after = await migrate.upgrade(self.store)
-            if before != after:
-                self.log.info(
-                    "store of record migrated", database=self.store.shown, before=before, after=after
-                )
-        else:
-            missing = await migrate.pending(self.store)
-            if missing:
-                raise StoreUnavailable(
-                    f"the database lacks migrations {', '.join(missing)}: run `tradewatch db upgrade`"
-                )
-        self._schema_ready = True
-
     async def _publish_exceptions(self) -> None:
         while not self._stop.is_set():
             try:
-                await self._prepare()
+                await self.writer.prepare()
                 count = await screening.publish(self.store, self.ctx.redis, self.ctx.settings)
                 self.log.debug("screening exceptions published", exceptions=count)
             except Exception as error:

@@ -359,6 +359,7 @@ async def test_pages_read_well(console: Console, visit: Any) -> None:
     assert "you may read this case" in case.text
     assert 'action="/cases/' not in case.text
     rules = await v.get("/rules")
+    assert "<title>Rules · tradewatch</title>" in rules.text
     assert "shipyard-equipment" in rules.text
     assert "Legal basis" in rules.text
     dash = await v.get("/dashboard")
