@@ -584,5 +584,22 @@ def parse_catalog(doc: Document) -> Catalog:
     return Catalog(parsed, digest[:12])
 
 
+_LOADED: dict[tuple[str, int, int], Catalog] = {}
+
+
 def load_catalog(path: Path) -> Catalog:
-    return parse_catalog(load(path))
+    """The catalog of this file; one read before and unchanged since (same path, size and
+    modification time) is not parsed and compiled again: a rule set loaded again, a check of the
+    rule files, the console and the notifier each ask for it, and compiling it takes most of a
+    second. A catalog is not changed once compiled (its memos aside), so one serves them all."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return parse_catalog(load(path))  # says what is wrong with the path
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if (found := _LOADED.get(key)) is None:
+        found = parse_catalog(load(path))
+        if len(_LOADED) >= 4:
+            _LOADED.pop(next(iter(_LOADED)))
+        _LOADED[key] = found
+    return found
